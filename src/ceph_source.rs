@@ -1,0 +1,324 @@
+//! Where the `osd df tree` JSON comes from: the `ceph` CLI, the mgr `restful` module, or a URL.
+//!
+//! Each source returns the bare `osd df tree` JSON bytes; unwrapping the envelopes the HTTP
+//! sources put around it is pure and tested here. Parsing the tree is [`crate::osd_df`]'s job.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::CephSource;
+use crate::http::{self, HttpError};
+
+/// A size no `osd df tree` answer comes near (about 1 KiB per OSD).
+const MAX_TREE_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CephSourceError {
+    #[error("cannot run {binary}: {source}")]
+    Spawn {
+        binary: String,
+        source: std::io::Error,
+    },
+    #[error("`{command}` did not finish within {timeout:?} (is a mgr active?)")]
+    CommandTimeout { command: String, timeout: Duration },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    CommandFailed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("{url}: {source}")]
+    Http { url: String, source: HttpError },
+    #[error("{url}: HTTP {status}: {excerpt}")]
+    Status {
+        url: String,
+        status: u16,
+        excerpt: String,
+    },
+    #[error("{url}: unexpected answer: {reason}")]
+    Envelope { url: String, reason: String },
+}
+
+/// Fetches `osd df tree` as JSON bytes.
+pub async fn fetch_osd_df_tree(source: &CephSource) -> Result<Vec<u8>, CephSourceError> {
+    match source {
+        CephSource::Command {
+            binary,
+            conf,
+            keyring,
+            name,
+            timeout,
+        } => {
+            let mut args: Vec<String> = Vec::new();
+            if let Some(c) = conf {
+                args.extend(["--conf".into(), c.display().to_string()]);
+            }
+            if let Some(k) = keyring {
+                args.extend(["--keyring".into(), k.display().to_string()]);
+            }
+            if let Some(n) = name {
+                args.extend(["--name".into(), n.clone()]);
+            }
+            // Without an active mgr, `osd df` waits forever; this makes the CLI give up on its
+            // own, and the timeout below kills it if it does not.
+            args.push(format!("--connect-timeout={}", timeout.as_secs().max(1)));
+            args.push(format!(
+                "--rados-mon-op-timeout={}",
+                timeout.as_secs().max(1)
+            ));
+            args.extend(["osd", "df", "tree", "--format", "json"].map(String::from));
+            run_command(&binary.display().to_string(), &args, *timeout).await
+        }
+        CephSource::Restful {
+            url,
+            user,
+            key,
+            ca_file,
+            insecure_skip_verify,
+            timeout,
+        } => {
+            let client = http::client(
+                *timeout,
+                *timeout,
+                ca_file.as_deref(),
+                *insecure_skip_verify,
+            )
+            .map_err(|source| CephSourceError::Http {
+                url: url.to_string(),
+                source,
+            })?;
+            let request_url = url.join("request?wait=1").map_err(|e| envelope(url, e))?;
+            let command =
+                serde_json::json!({"prefix": "osd df", "output_method": "tree", "format": "json"});
+            let body = send(
+                client
+                    .post(request_url.clone())
+                    .basic_auth(user, Some(key.expose()))
+                    .json(&command),
+                &request_url,
+                *timeout,
+            )
+            .await?;
+            let (outb, id) =
+                unwrap_restful(&body).map_err(|reason| envelope(&request_url, reason))?;
+            // The module keeps every request until deleted; free ours (best effort).
+            if let Ok(del) = url.join(&format!("request/{id}")) {
+                let _ = client
+                    .delete(del)
+                    .basic_auth(user, Some(key.expose()))
+                    .send()
+                    .await;
+            }
+            Ok(outb.into_bytes())
+        }
+        CephSource::Http {
+            url,
+            ca_file,
+            timeout,
+        } => {
+            let client =
+                http::client(*timeout, *timeout, ca_file.as_deref(), false).map_err(|source| {
+                    CephSourceError::Http {
+                        url: url.to_string(),
+                        source,
+                    }
+                })?;
+            let body = send(client.get(url.clone()), url, *timeout).await?;
+            unwrap_wrapped(body).map_err(|reason| envelope(url, reason))
+        }
+    }
+}
+
+fn envelope(url: &url::Url, reason: impl ToString) -> CephSourceError {
+    CephSourceError::Envelope {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+async fn send(
+    req: reqwest::RequestBuilder,
+    url: &url::Url,
+    timeout: Duration,
+) -> Result<Vec<u8>, CephSourceError> {
+    let http_err = |source| CephSourceError::Http {
+        url: url.to_string(),
+        source,
+    };
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| http_err(http::classify(e, timeout)))?;
+    let status = resp.status();
+    let body = http::read_limited(resp, MAX_TREE_BYTES, timeout)
+        .await
+        .map_err(http_err)?;
+    if !status.is_success() {
+        return Err(CephSourceError::Status {
+            url: url.to_string(),
+            status: status.as_u16(),
+            excerpt: http::excerpt(&body),
+        });
+    }
+    Ok(body)
+}
+
+async fn run_command(
+    binary: &str,
+    args: &[String],
+    timeout: Duration,
+) -> Result<Vec<u8>, CephSourceError> {
+    let command = format!("{binary} {}", args.join(" "));
+    let child = tokio::process::Command::new(binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| CephSourceError::Spawn {
+            binary: binary.to_string(),
+            source,
+        })?;
+    let out = tokio::time::timeout(timeout + Duration::from_secs(2), child.wait_with_output())
+        .await
+        .map_err(|_| CephSourceError::CommandTimeout {
+            command: command.clone(),
+            timeout,
+        })?
+        .map_err(|source| CephSourceError::Spawn {
+            binary: binary.to_string(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(CephSourceError::CommandFailed {
+            command,
+            status: out.status.to_string(),
+            stderr: http::excerpt(String::from_utf8_lossy(&out.stderr).trim().as_bytes()),
+        });
+    }
+    Ok(out.stdout)
+}
+
+#[derive(Deserialize)]
+struct RestfulAnswer {
+    id: serde_json::Value,
+    #[serde(default)]
+    finished: Vec<RestfulCommand>,
+    #[serde(default)]
+    failed: Vec<RestfulCommand>,
+}
+
+#[derive(Deserialize)]
+struct RestfulCommand {
+    #[serde(default)]
+    outb: String,
+    #[serde(default)]
+    outs: String,
+}
+
+/// The mgr restful module answers `{"finished":[{"outb":"<the JSON, as a string>"}], ...}`.
+/// Returns the inner JSON and the request id.
+fn unwrap_restful(body: &[u8]) -> Result<(String, String), String> {
+    let answer: RestfulAnswer = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "not the restful module's request JSON ({e}): {}",
+            http::excerpt(body)
+        )
+    })?;
+    if let Some(f) = answer.failed.first() {
+        return Err(format!("the mgr says the command failed: {}", f.outs));
+    }
+    let first = answer
+        .finished
+        .into_iter()
+        .next()
+        .ok_or("no finished command in the answer")?;
+    let id = match answer.id {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    };
+    Ok((first.outb, id))
+}
+
+/// The legacy ceph-rest-api wraps the JSON as `{"status":"OK","output":{...}}`; a bare tree is
+/// passed through.
+fn unwrap_wrapped(body: Vec<u8>) -> Result<Vec<u8>, String> {
+    #[derive(Deserialize)]
+    struct Wrapped {
+        output: Box<serde_json::value::RawValue>,
+    }
+    match serde_json::from_slice::<Wrapped>(&body) {
+        Ok(w) => Ok(w.output.get().as_bytes().to_vec()),
+        Err(_) => Ok(body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn restful_answer_yields_the_inner_tree() {
+        let (outb, id) = unwrap_restful(&fixture("mgr-restful-request-osd-df-tree.json")).unwrap();
+        assert_eq!(id, "140176996424080");
+        let tree = crate::osd_df::parse(outb.as_bytes()).unwrap();
+        assert_eq!(tree.roots[0].name, "default");
+    }
+
+    #[test]
+    fn restful_failures_and_garbage_are_explained() {
+        let failed = br#"{"id":"1","finished":[],"failed":[{"outb":"","outs":"EPERM"}]}"#;
+        assert!(unwrap_restful(failed).unwrap_err().contains("EPERM"));
+        let err = unwrap_restful(b"<html>login</html>").unwrap_err();
+        assert!(err.contains("<html>login"), "{err}");
+        assert!(unwrap_restful(br#"{"id":"1","finished":[]}"#).is_err());
+    }
+
+    #[test]
+    fn legacy_wrapper_is_removed_and_bare_trees_pass() {
+        let tree = fixture("ceph-osd-df-tree.json");
+        let mut wrapped = br#"{"status":"OK","output":"#.to_vec();
+        wrapped.extend_from_slice(&tree);
+        wrapped.push(b'}');
+        let inner = unwrap_wrapped(wrapped).unwrap();
+        assert_eq!(crate::osd_df::parse(&inner).unwrap().roots[0].kb, 2097152);
+        assert_eq!(unwrap_wrapped(tree.clone()).unwrap(), tree);
+    }
+
+    #[tokio::test]
+    async fn a_failing_command_reports_its_stderr() {
+        let err = run_command(
+            "sh",
+            &[
+                "-c".into(),
+                "echo 'Error ETIMEDOUT: osd df' >&2; exit 110".into(),
+            ],
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("ETIMEDOUT"), "{err}");
+        let err = run_command("sleep", &["5".into()], Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CephSourceError::CommandTimeout { .. }),
+            "{err}"
+        );
+        let err = run_command("/nonexistent/ceph", &[], Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ceph"), "{err}");
+    }
+}

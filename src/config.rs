@@ -1,0 +1,685 @@
+//! The configuration file (TOML), read once at start and validated completely.
+//!
+//! Everything that can be checked without the network is checked here, and every error names
+//! the file, the line and the key: a daemon that starts is a daemon whose config can work.
+//! `config.example.toml` at the repository root documents every key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+use crate::format::Format;
+use crate::keys::KeyTemplate;
+use crate::s3auth::{Addressing, Credentials};
+use crate::schedule::Schedule;
+use crate::secret::{SecretError, SecretSource};
+use crate::window::WindowLength;
+
+/// A config error, with where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{path}{}: {key}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Invalid {
+        path: PathBuf,
+        line: Option<usize>,
+        key: String,
+        message: String,
+    },
+}
+
+// ------------------------------------------------------------------ the file, as written
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    exporter: RawExporter,
+    s3: RawEndpoint,
+    rgw: Option<RawRgw>,
+    #[serde(default)]
+    jobs: RawJobs,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawExporter {
+    time_zone: Option<Spanned<String>>,
+    #[serde(default, with = "humantime_serde")]
+    shutdown_timeout: Option<Duration>,
+    cluster_fsid: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEndpoint {
+    endpoint: Spanned<String>,
+    #[serde(default = "default_bucket")]
+    bucket: String,
+    #[serde(default)]
+    addressing: RawAddressing,
+    access_key: SecretSource,
+    secret_key: SecretSource,
+    #[serde(default, with = "humantime_serde")]
+    connect_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    timeout: Option<Duration>,
+}
+
+/// The admin API endpoint; every key defaults to the `[s3]` one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRgw {
+    endpoint: Option<Spanned<String>>,
+    access_key: Option<SecretSource>,
+    secret_key: Option<SecretSource>,
+    #[serde(default, with = "humantime_serde")]
+    connect_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    timeout: Option<Duration>,
+    max_response_bytes: Option<u64>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "kebab-case")]
+enum RawAddressing {
+    #[default]
+    Path,
+    VirtualHost,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawJobs {
+    pool_df: Option<RawJob>,
+    rgw_usage: Option<RawJob>,
+}
+
+/// One job's table. Both jobs share this shape so that unknown keys are refused by serde; keys
+/// that belong to the other job are refused in validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJob {
+    #[serde(default = "yes")]
+    enabled: bool,
+    schedule: Option<Spanned<String>>,
+    every: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+    #[serde(default)]
+    format: Format,
+    // pool_df
+    detail: Option<Spanned<Detail>>,
+    source: Option<Spanned<RawCephSource>>,
+    // rgw_usage
+    window: Option<Spanned<String>>,
+    show_entries: Option<Spanned<bool>>,
+    uid: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+enum RawCephSource {
+    Command {
+        #[serde(default = "default_ceph_binary")]
+        binary: PathBuf,
+        conf: Option<PathBuf>,
+        keyring: Option<PathBuf>,
+        name: Option<String>,
+        #[serde(default, with = "humantime_serde")]
+        timeout: Option<Duration>,
+    },
+    Restful {
+        url: Spanned<String>,
+        user: String,
+        key: SecretSource,
+        ca_file: Option<PathBuf>,
+        #[serde(default)]
+        insecure_skip_verify: bool,
+        #[serde(default, with = "humantime_serde")]
+        timeout: Option<Duration>,
+    },
+    Http {
+        url: Spanned<String>,
+        ca_file: Option<PathBuf>,
+        #[serde(default, with = "humantime_serde")]
+        timeout: Option<Duration>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_bucket() -> String {
+    "info".into()
+}
+fn default_ceph_binary() -> PathBuf {
+    "ceph".into()
+}
+
+// ------------------------------------------------------------------ the validated config
+
+/// How much of the CRUSH tree a capacity snapshot keeps. Roots are always there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Detail {
+    #[default]
+    Roots,
+    Hosts,
+    Osds,
+}
+
+/// An HTTP(S) endpoint with its credentials and timeouts.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub url: Url,
+    pub credentials: Credentials,
+    pub addressing: Addressing,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub max_response_bytes: u64,
+}
+
+/// Where `osd df tree` comes from.
+#[derive(Clone, Debug)]
+pub enum CephSource {
+    /// The `ceph` CLI.
+    Command {
+        binary: PathBuf,
+        conf: Option<PathBuf>,
+        keyring: Option<PathBuf>,
+        name: Option<String>,
+        timeout: Duration,
+    },
+    /// The mgr `restful` module (deprecated upstream, still in Pacific).
+    Restful {
+        url: Url,
+        user: String,
+        key: crate::secret::Secret,
+        ca_file: Option<PathBuf>,
+        insecure_skip_verify: bool,
+        timeout: Duration,
+    },
+    /// A URL answering the JSON raw or wrapped as `{"status":..,"output":{..}}`.
+    Http {
+        url: Url,
+        ca_file: Option<PathBuf>,
+        timeout: Duration,
+    },
+}
+
+/// What every job has: when, where, how.
+#[derive(Clone, Debug)]
+pub struct JobCommon {
+    pub schedule: Schedule,
+    pub key: KeyTemplate,
+    pub format: Format,
+}
+
+#[derive(Clone, Debug)]
+pub struct PoolDfConfig {
+    pub common: JobCommon,
+    pub detail: Detail,
+    pub source: CephSource,
+}
+
+#[derive(Clone, Debug)]
+pub struct RgwUsageConfig {
+    pub common: JobCommon,
+    pub window: WindowLength,
+    pub show_entries: bool,
+    pub uid: Option<String>,
+    pub rgw: Endpoint,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub time_zone: Tz,
+    pub shutdown_timeout: Duration,
+    pub cluster_fsid: Option<String>,
+    /// Where snapshots are written.
+    pub s3: Endpoint,
+    pub bucket: String,
+    pub pool_df: Option<PoolDfConfig>,
+    pub rgw_usage: Option<RgwUsageConfig>,
+}
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_RESPONSE: u64 = 256 * 1024 * 1024;
+
+/// Turns spans into line numbers and builds errors that name the key.
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        key: &str,
+        msg: impl ToString,
+    ) -> ConfigError {
+        let line = span.map(|s| {
+            self.text[..s.start.min(self.text.len())]
+                .lines()
+                .count()
+                .max(1)
+        });
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line,
+            key: key.to_string(),
+            message: msg.to_string(),
+        }
+    }
+
+    fn secret(&self, src: &SecretSource, key: &str) -> Result<crate::secret::Secret, ConfigError> {
+        src.resolve()
+            .map_err(|e: SecretError| self.err(None, key, e))
+    }
+
+    fn url(&self, s: &Spanned<String>, key: &str) -> Result<Url, ConfigError> {
+        let url = Url::parse(s.get_ref()).map_err(|e| self.err(Some(s.span()), key, e))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(self.err(
+                Some(s.span()),
+                key,
+                "must be an http:// or https:// URL with a host",
+            ));
+        }
+        Ok(url)
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(path, &text)
+    }
+
+    /// Parses and validates; `path` is only used in messages.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })?;
+        let cx = Ctx { path, text };
+
+        let time_zone = match &raw.exporter.time_zone {
+            None => Tz::UTC,
+            Some(tz) => tz.get_ref().parse::<Tz>().map_err(|_| {
+                cx.err(
+                    Some(tz.span()),
+                    "exporter.time_zone",
+                    format!(
+                        "unknown time zone {:?} (want an IANA name such as UTC or Europe/Berlin)",
+                        tz.get_ref()
+                    ),
+                )
+            })?,
+        };
+
+        let s3 = endpoint(&cx, &raw.s3)?;
+        if raw.s3.bucket.is_empty() {
+            return Err(cx.err(None, "s3.bucket", "must not be empty"));
+        }
+
+        let pool_df = match raw.jobs.pool_df {
+            Some(j) if j.enabled => {
+                refuse_foreign(
+                    &cx,
+                    "pool_df",
+                    [
+                        ("window", j.window.as_ref().map(Spanned::span)),
+                        ("show_entries", j.show_entries.as_ref().map(Spanned::span)),
+                        ("uid", j.uid.as_ref().map(Spanned::span)),
+                    ],
+                )?;
+                Some(PoolDfConfig {
+                    common: common(&cx, &j, "pool_df", "pool.%Y-%m-%d/%H/%M/%S")?,
+                    detail: j.detail.map(Spanned::into_inner).unwrap_or_default(),
+                    source: ceph_source(&cx, j.source.map(Spanned::into_inner))?,
+                })
+            }
+            _ => None,
+        };
+
+        let rgw_usage = match raw.jobs.rgw_usage {
+            Some(j) if j.enabled => {
+                refuse_foreign(
+                    &cx,
+                    "rgw_usage",
+                    [
+                        ("detail", j.detail.as_ref().map(Spanned::span)),
+                        ("source", j.source.as_ref().map(Spanned::span)),
+                    ],
+                )?;
+                let window = match &j.window {
+                    None => WindowLength::Hours(1),
+                    Some(w) => w
+                        .get_ref()
+                        .parse()
+                        .map_err(|e| cx.err(Some(w.span()), "jobs.rgw_usage.window", e))?,
+                };
+                Some(RgwUsageConfig {
+                    common: common(&cx, &j, "rgw_usage", "usage.%Y-%m-%d/%H/%M/%S")?,
+                    window,
+                    show_entries: j.show_entries.map_or(true, Spanned::into_inner),
+                    uid: j.uid.map(Spanned::into_inner),
+                    rgw: rgw_endpoint(&cx, &s3, raw.rgw.as_ref())?,
+                })
+            }
+            _ => None,
+        };
+
+        Ok(Config {
+            time_zone,
+            shutdown_timeout: raw
+                .exporter
+                .shutdown_timeout
+                .unwrap_or(Duration::from_secs(30)),
+            cluster_fsid: raw.exporter.cluster_fsid,
+            s3,
+            bucket: raw.s3.bucket,
+            pool_df,
+            rgw_usage,
+        })
+    }
+}
+
+fn endpoint(cx: &Ctx<'_>, e: &RawEndpoint) -> Result<Endpoint, ConfigError> {
+    Ok(Endpoint {
+        url: cx.url(&e.endpoint, "s3.endpoint")?,
+        credentials: Credentials {
+            access_key: cx
+                .secret(&e.access_key, "s3.access_key")?
+                .expose()
+                .to_string(),
+            secret_key: cx.secret(&e.secret_key, "s3.secret_key")?,
+        },
+        addressing: match e.addressing {
+            RawAddressing::Path => Addressing::Path,
+            RawAddressing::VirtualHost => Addressing::VirtualHost,
+        },
+        connect_timeout: e.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        timeout: e.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        max_response_bytes: DEFAULT_MAX_RESPONSE,
+    })
+}
+
+fn rgw_endpoint(
+    cx: &Ctx<'_>,
+    s3: &Endpoint,
+    rgw: Option<&RawRgw>,
+) -> Result<Endpoint, ConfigError> {
+    let Some(r) = rgw else {
+        return Ok(s3.clone());
+    };
+    Ok(Endpoint {
+        url: match &r.endpoint {
+            Some(u) => cx.url(u, "rgw.endpoint")?,
+            None => s3.url.clone(),
+        },
+        credentials: Credentials {
+            access_key: match &r.access_key {
+                Some(a) => cx.secret(a, "rgw.access_key")?.expose().to_string(),
+                None => s3.credentials.access_key.clone(),
+            },
+            secret_key: match &r.secret_key {
+                Some(s) => cx.secret(s, "rgw.secret_key")?,
+                None => s3.credentials.secret_key.clone(),
+            },
+        },
+        addressing: Addressing::Path,
+        connect_timeout: r.connect_timeout.unwrap_or(s3.connect_timeout),
+        timeout: r.timeout.unwrap_or(s3.timeout),
+        max_response_bytes: r.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE),
+    })
+}
+
+fn common(
+    cx: &Ctx<'_>,
+    c: &RawJob,
+    job: &str,
+    default_key: &str,
+) -> Result<JobCommon, ConfigError> {
+    let at = |k: &str| format!("jobs.{job}.{k}");
+    let schedule = match (&c.schedule, &c.every) {
+        (Some(_), Some(e)) => {
+            return Err(cx.err(
+                Some(e.span()),
+                &at("every"),
+                "give either `schedule` or `every`, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(cx.err(
+                None,
+                &format!("jobs.{job}"),
+                "needs `schedule` (cron) or `every` (interval)",
+            ))
+        }
+        (Some(s), None) => {
+            Schedule::cron(s.get_ref()).map_err(|e| cx.err(Some(s.span()), &at("schedule"), e))?
+        }
+        (None, Some(e)) => {
+            let d = humantime::parse_duration(e.get_ref())
+                .map_err(|err| cx.err(Some(e.span()), &at("every"), err))?;
+            Schedule::every(d).map_err(|err| cx.err(Some(e.span()), &at("every"), err))?
+        }
+    };
+    let (key_text, key_span) = match &c.key {
+        Some(k) => (k.get_ref().as_str(), Some(k.span())),
+        None => (default_key, None),
+    };
+    let key = KeyTemplate::parse(key_text).map_err(|e| cx.err(key_span.clone(), &at("key"), e))?;
+    // The next few fires must each get their own key, or they would overwrite each other.
+    let mut t = chrono::Utc::now();
+    for _ in 0..3 {
+        let (Some(a), Some(b)) = (
+            schedule.next_after(t),
+            schedule.next_after(t).and_then(|a| schedule.next_after(a)),
+        ) else {
+            break;
+        };
+        key.check_distinguishes(a, b)
+            .map_err(|e| cx.err(key_span.clone(), &at("key"), e))?;
+        t = a;
+    }
+    Ok(JobCommon {
+        schedule,
+        key,
+        format: c.format,
+    })
+}
+
+/// A key of the other job, given to this one, is a mistake worth naming.
+fn refuse_foreign<const N: usize>(
+    cx: &Ctx<'_>,
+    job: &str,
+    keys: [(&str, Option<std::ops::Range<usize>>); N],
+) -> Result<(), ConfigError> {
+    match keys.into_iter().find(|(_, span)| span.is_some()) {
+        Some((key, span)) => Err(cx.err(
+            span,
+            &format!("jobs.{job}.{key}"),
+            format!("is not a key of the {job} job"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn ceph_source(cx: &Ctx<'_>, raw: Option<RawCephSource>) -> Result<CephSource, ConfigError> {
+    Ok(match raw {
+        None => CephSource::Command {
+            binary: default_ceph_binary(),
+            conf: None,
+            keyring: None,
+            name: None,
+            timeout: DEFAULT_TIMEOUT,
+        },
+        Some(RawCephSource::Command {
+            binary,
+            conf,
+            keyring,
+            name,
+            timeout,
+        }) => CephSource::Command {
+            binary,
+            conf,
+            keyring,
+            name,
+            timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
+        },
+        Some(RawCephSource::Restful {
+            url,
+            user,
+            key,
+            ca_file,
+            insecure_skip_verify,
+            timeout,
+        }) => CephSource::Restful {
+            url: cx.url(&url, "jobs.pool_df.source.url")?,
+            user,
+            key: cx.secret(&key, "jobs.pool_df.source.key")?,
+            ca_file,
+            insecure_skip_verify,
+            timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
+        },
+        Some(RawCephSource::Http {
+            url,
+            ca_file,
+            timeout,
+        }) => CephSource::Http {
+            url: cx.url(&url, "jobs.pool_df.source.url")?,
+            ca_file,
+            timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[s3]
+endpoint = "http://127.0.0.1:8000"
+access_key = "AK"
+secret_key = "SK-very-secret"
+
+[jobs.pool_df]
+every = "10s"
+
+[jobs.rgw_usage]
+schedule = "0 5 * * * *"
+"#;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(Path::new("test.toml"), text)
+    }
+
+    #[test]
+    fn minimal_config_gets_the_original_tools_defaults() {
+        let c = load(MINIMAL).unwrap();
+        assert_eq!(c.bucket, "info");
+        assert_eq!(c.time_zone, Tz::UTC);
+        let p = c.pool_df.unwrap();
+        assert_eq!(p.common.key.as_str(), "pool.%Y-%m-%d/%H/%M/%S");
+        assert_eq!(p.common.schedule.expr(), "*/10 * * * * *");
+        assert_eq!(p.common.format, Format::Text);
+        let u = c.rgw_usage.unwrap();
+        assert_eq!(u.window, WindowLength::Hours(1));
+        assert_eq!(u.rgw.url.as_str(), "http://127.0.0.1:8000/");
+        assert_eq!(u.rgw.credentials.secret_key.expose(), "SK-very-secret");
+    }
+
+    fn invalid(text: &str) -> (Option<usize>, String, String) {
+        match load(text).unwrap_err() {
+            ConfigError::Invalid {
+                line, key, message, ..
+            } => (line, key, message),
+            other => panic!("expected Invalid, got {other}"),
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_key_and_the_line() {
+        let (line, key, msg) = invalid(&MINIMAL.replace("0 5 * * * *", "0 5 * * *"));
+        assert_eq!((line, key.as_str()), (Some(11), "jobs.rgw_usage.schedule"));
+        assert!(msg.contains("6 fields"), "{msg}");
+
+        let (line, key, _) = invalid(&MINIMAL.replace("\"10s\"", "\"7m\""));
+        assert_eq!((line, key.as_str()), (Some(8), "jobs.pool_df.every"));
+
+        let text = MINIMAL.replace("[jobs.rgw_usage]\n", "[jobs.rgw_usage]\nwindow = \"90m\"\n");
+        let (line, key, _) = invalid(&text);
+        assert_eq!((line, key.as_str()), (Some(11), "jobs.rgw_usage.window"));
+
+        let text = format!("[exporter]\ntime_zone = \"Mars/Olympus\"\n{MINIMAL}");
+        let (line, key, _) = invalid(&text);
+        assert_eq!((line, key.as_str()), (Some(2), "exporter.time_zone"));
+
+        let text = MINIMAL.replace(
+            "every = \"10s\"",
+            "every = \"10s\"\nkey = \"pool.%Y-%m-%d/%H/%M\"",
+        );
+        let (_, key, msg) = invalid(&text);
+        assert_eq!(key, "jobs.pool_df.key");
+        assert!(msg.contains("same key"), "{msg}");
+    }
+
+    #[test]
+    fn typos_and_wrong_types_are_parse_errors_with_position() {
+        let err = load(&MINIMAL.replace("every =", "evry ="))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("evry") && err.contains("line 8"), "{err}");
+        let err = load(&MINIMAL.replace("[jobs.pool_df]", "[jobs.pool_df]\nformat = \"xml\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("xml"), "{err}");
+    }
+
+    #[test]
+    fn secrets_from_env_and_missing_env_is_named() {
+        let text = MINIMAL.replace(
+            "\"SK-very-secret\"",
+            "{ env = \"CSE_TEST_UNSET_SECRET_VAR\" }",
+        );
+        let (_, key, msg) = invalid(&text);
+        assert_eq!(key, "s3.secret_key");
+        assert!(msg.contains("CSE_TEST_UNSET_SECRET_VAR"));
+    }
+
+    #[test]
+    fn debug_output_never_holds_the_secret() {
+        let c = load(MINIMAL).unwrap();
+        assert!(!format!("{c:?}").contains("SK-very-secret"));
+    }
+
+    #[test]
+    fn disabled_jobs_are_absent() {
+        let c =
+            load(&MINIMAL.replace("[jobs.pool_df]", "[jobs.pool_df]\nenabled = false")).unwrap();
+        assert!(c.pool_df.is_none());
+        assert!(c.rgw_usage.is_some());
+    }
+}

@@ -1,0 +1,217 @@
+//! Output formats: how a [`Snapshot`] becomes the bytes of an object.
+//!
+//! * `text` reproduces, byte for byte, the bodies of the Python tool this exporter replaces,
+//!   because operators have scripts that read them:
+//!   `2026/11/22/13:05:00>default:1048576 kb 524288 kb_avail 524288 kb_used` (one line per CRUSH
+//!   root, lines joined by `\n`, no trailing newline) and
+//!   `op: 42 bytes_received:1024 bytes_sent:2048` (the window's cluster totals).
+//! * `json` is one self-describing document: schema version, kind, job, cluster fsid, fire time,
+//!   window and every number the job collected. It holds nothing that varies between two runs
+//!   for the same fire time (no collection time, no exporter version: those go in metadata), so
+//!   a retry or a second exporter writes the same bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::snapshot::{Snapshot, SnapshotData};
+
+/// The version of the JSON document's layout; bumped on any incompatible change.
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Format {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; charset=utf-8",
+            Format::Json => "application/json",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonDocument<'a> {
+    schema_version: u32,
+    kind: &'static str,
+    job: &'static str,
+    cluster_fsid: Option<&'a str>,
+    fire_time: chrono::DateTime<chrono::Utc>,
+    #[serde(flatten)]
+    data: JsonData<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum JsonData<'a> {
+    Capacity(&'a crate::osd_df::CapacityReport),
+    Usage(&'a crate::usage::UsageReport),
+}
+
+/// Renders a snapshot. Infallible: every value in a snapshot has a representation.
+pub fn render(snapshot: &Snapshot, format: Format) -> Vec<u8> {
+    match format {
+        Format::Text => render_text(snapshot).into_bytes(),
+        Format::Json => {
+            let (kind, data) = match &snapshot.data {
+                SnapshotData::Capacity(c) => ("capacity", JsonData::Capacity(c)),
+                SnapshotData::Usage(u) => ("usage", JsonData::Usage(u)),
+            };
+            let doc = JsonDocument {
+                schema_version: JSON_SCHEMA_VERSION,
+                kind,
+                job: snapshot.job,
+                cluster_fsid: snapshot.cluster_fsid.as_deref(),
+                fire_time: snapshot.fire_time,
+                data,
+            };
+            // Plain structs of strings and numbers: serialization cannot fail.
+            let mut out = serde_json::to_vec_pretty(&doc).expect("snapshot serializes");
+            out.push(b'\n');
+            out
+        }
+    }
+}
+
+fn render_text(snapshot: &Snapshot) -> String {
+    match &snapshot.data {
+        SnapshotData::Capacity(c) => {
+            let stamp = snapshot.fire_time.format("%Y/%m/%d/%H:%M:%S");
+            c.roots
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{stamp}>{}:{} kb {} kb_avail {} kb_used",
+                        r.name, r.kb, r.kb_avail, r.kb_used
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+        SnapshotData::Usage(u) => format!(
+            "op: {} bytes_received:{} bytes_sent:{}",
+            u.total.ops, u.total.bytes_received, u.total.bytes_sent
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::osd_df::{CapacityNode, CapacityReport, CapacitySummary};
+    use crate::usage::{Counters, UsageReport};
+    use crate::window::Window;
+    use chrono::{DateTime, Utc};
+    use std::collections::BTreeMap;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn root(name: &str, kb: u64, kb_avail: u64, kb_used: u64) -> CapacityNode {
+        CapacityNode {
+            id: -1,
+            name: name.into(),
+            node_type: "root".into(),
+            kb,
+            kb_used,
+            kb_avail,
+            utilization: 50.0,
+            status: None,
+            children: vec![],
+        }
+    }
+
+    fn capacity(roots: Vec<CapacityNode>) -> Snapshot {
+        Snapshot {
+            job: "pool_df",
+            fire_time: utc("2026-11-22T13:05:00Z"),
+            collected_at: utc("2026-11-22T13:05:00.4Z"),
+            cluster_fsid: Some("fsid-1".into()),
+            data: SnapshotData::Capacity(CapacityReport {
+                roots,
+                hosts: vec![],
+                osds: vec![],
+                summary: CapacitySummary {
+                    total_kb: 1,
+                    total_kb_used: 0,
+                    total_kb_avail: 1,
+                    average_utilization: 0.0,
+                },
+            }),
+        }
+    }
+
+    fn usage() -> Snapshot {
+        let total = Counters {
+            ops: 42,
+            successful_ops: 40,
+            bytes_sent: 2048,
+            bytes_received: 1024,
+        };
+        Snapshot {
+            job: "rgw_usage",
+            fire_time: utc("2026-11-22T13:05:00Z"),
+            collected_at: utc("2026-11-22T13:05:01Z"),
+            cluster_fsid: None,
+            data: SnapshotData::Usage(UsageReport {
+                window: Window {
+                    start: utc("2026-11-22T12:00:00Z"),
+                    end: utc("2026-11-22T13:00:00Z"),
+                },
+                total,
+                users: BTreeMap::new(),
+                buckets: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn text_reproduces_the_original_capacity_body() {
+        let s = capacity(vec![root("default", 1048576, 524288, 524288)]);
+        assert_eq!(
+            render(&s, Format::Text),
+            b"2026/11/22/13:05:00>default:1048576 kb 524288 kb_avail 524288 kb_used"
+        );
+        let s = capacity(vec![root("archive", 10, 7, 3), root("default", 20, 15, 5)]);
+        assert_eq!(
+            String::from_utf8(render(&s, Format::Text)).unwrap(),
+            "2026/11/22/13:05:00>archive:10 kb 7 kb_avail 3 kb_used\n\
+             2026/11/22/13:05:00>default:20 kb 15 kb_avail 5 kb_used"
+        );
+    }
+
+    #[test]
+    fn text_reproduces_the_original_usage_body() {
+        assert_eq!(
+            render(&usage(), Format::Text),
+            b"op: 42 bytes_received:1024 bytes_sent:2048"
+        );
+    }
+
+    #[test]
+    fn json_is_self_describing_and_free_of_run_specific_values() {
+        let doc: serde_json::Value =
+            serde_json::from_slice(&render(&usage(), Format::Json)).unwrap();
+        assert_eq!(doc["schema_version"], 1);
+        assert_eq!(doc["kind"], "usage");
+        assert_eq!(doc["fire_time"], "2026-11-22T13:05:00Z");
+        assert_eq!(doc["window"]["start"], "2026-11-22T12:00:00Z");
+        assert_eq!(doc["total"]["bytes_received"], 1024);
+        assert!(doc.get("collected_at").is_none());
+
+        let cap = capacity(vec![root("default", 20, 15, 5)]);
+        let doc: serde_json::Value = serde_json::from_slice(&render(&cap, Format::Json)).unwrap();
+        assert_eq!(doc["kind"], "capacity");
+        assert_eq!(doc["cluster_fsid"], "fsid-1");
+        assert_eq!(doc["roots"][0]["kb_avail"], 15);
+
+        let mut later = cap.clone();
+        later.collected_at = utc("2026-11-22T13:05:09Z");
+        assert_eq!(render(&cap, Format::Json), render(&later, Format::Json));
+    }
+}

@@ -1,0 +1,111 @@
+//! Shared HTTP plumbing: building clients with timeouts and TLS roots, reading bounded bodies,
+//! and turning transport errors into one readable line.
+
+use std::path::Path;
+use std::time::Duration;
+
+/// Why a request got no usable answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Transport(String),
+    #[error("response body exceeds the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("cannot use CA file {path}: {reason}")]
+    CaFile { path: String, reason: String },
+}
+
+/// A client with connect and total timeouts, rustls, and optionally an extra CA.
+pub fn client(
+    connect_timeout: Duration,
+    timeout: Duration,
+    ca_file: Option<&Path>,
+    insecure_skip_verify: bool,
+) -> Result<reqwest::Client, HttpError> {
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .user_agent(concat!("ceph-stats-exporter/", env!("CARGO_PKG_VERSION")))
+        .danger_accept_invalid_certs(insecure_skip_verify);
+    if let Some(path) = ca_file {
+        let ca_err = |reason: String| HttpError::CaFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_err(e.to_string()))?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| ca_err(chain(&e)))?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build().map_err(|e| HttpError::Transport(chain(&e)))
+}
+
+/// Maps a reqwest error, telling timeouts apart.
+pub fn classify(e: reqwest::Error, timeout: Duration) -> HttpError {
+    if e.is_timeout() {
+        HttpError::Timeout(timeout)
+    } else {
+        HttpError::Transport(chain(&e))
+    }
+}
+
+/// Reads a whole body, refusing to hold more than `limit` bytes.
+pub async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: u64,
+    timeout: Duration,
+) -> Result<Vec<u8>, HttpError> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(HttpError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| classify(e, timeout))? {
+        if body.len() as u64 + chunk.len() as u64 > limit {
+            return Err(HttpError::TooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// An error and all its causes on one line ("error sending request: connection refused").
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let msg = s.to_string();
+        if !out.contains(&msg) {
+            out.push_str(": ");
+            out.push_str(&msg);
+        }
+        cur = s.source();
+    }
+    out
+}
+
+/// The first bytes of a body, printable, for error messages about unexpected answers.
+pub fn excerpt(body: &[u8]) -> String {
+    const MAX: usize = 160;
+    let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]);
+    let mut s: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if body.len() > MAX {
+        s.push_str("...");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_is_short_and_printable() {
+        assert_eq!(excerpt(b"<html>\n<body>"), "<html> <body>");
+        let long = vec![b'a'; 500];
+        assert_eq!(excerpt(&long).len(), 163);
+    }
+}

@@ -1,0 +1,46 @@
+//! Jobs: each collects one kind of snapshot. One file per job, one small trait between them and
+//! the rest of the exporter, which knows nothing of how a job gets its numbers.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::ceph_source::CephSourceError;
+use crate::osd_df::OsdDfError;
+use crate::s3client::S3Error;
+use crate::snapshot::Snapshot;
+use crate::usage::UsageError;
+use crate::window::{Window, WindowError};
+
+pub mod pool_df;
+pub mod rgw_usage;
+
+/// One firing of a job: the scheduled time it stands for, and an explicit usage window when
+/// the operator gave one (`--from`/`--to`).
+#[derive(Clone, Copy, Debug)]
+pub struct Fire {
+    pub time: DateTime<Utc>,
+    pub window: Option<Window>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    CephSource(#[from] CephSourceError),
+    #[error(transparent)]
+    OsdDf(#[from] OsdDfError),
+    #[error(transparent)]
+    Rgw(#[from] S3Error),
+    #[error("{0}")]
+    Usage(#[from] UsageError),
+    #[error("usage window: {0}")]
+    Window(#[from] WindowError),
+}
+
+/// Something that turns a fire time into a snapshot.
+#[async_trait]
+pub trait Job: Send + Sync {
+    /// The job's name, as in the config (`[jobs.NAME]`) and in `--job NAME`.
+    fn name(&self) -> &'static str;
+
+    async fn collect(&self, fire: Fire) -> Result<Snapshot, JobError>;
+}

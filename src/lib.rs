@@ -1,0 +1,25 @@
+//! ceph-stats-exporter: periodic snapshots of a Ceph cluster's capacity and of the RADOS
+//! Gateway usage log, archived as timestamped objects in an S3 bucket.
+//!
+//! Data flows one way: [`schedule`] decides when, a [`jobs`] implementation collects a
+//! [`snapshot`], [`format`] renders it, [`keys`] names it, and a [`sink`] stores it. The pure
+//! parts (signing, key templates, windows, parsing, formatting) do no I/O.
+
+pub mod app;
+pub mod ceph_source;
+pub mod config;
+pub mod format;
+pub mod http;
+pub mod jobs;
+pub mod keys;
+pub mod osd_df;
+pub mod pipeline;
+pub mod s3auth;
+pub mod s3client;
+pub mod schedule;
+pub mod scheduler;
+pub mod secret;
+pub mod sink;
+pub mod snapshot;
+pub mod usage;
+pub mod window;

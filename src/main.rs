@@ -1,0 +1,183 @@
+//! The command line: parse arguments, load the config, then run once or as a daemon.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use clap::{Parser, ValueEnum};
+
+use ceph_stats_exporter::config::Config;
+use ceph_stats_exporter::jobs::Fire;
+use ceph_stats_exporter::pipeline::{self, JobSpec};
+use ceph_stats_exporter::window::Window;
+use ceph_stats_exporter::{app, scheduler};
+
+/// Archive Ceph capacity and RGW usage snapshots as objects in S3.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// The configuration file (see config.example.toml).
+    #[arg(
+        long,
+        short,
+        env = "CEPH_STATS_EXPORTER_CONFIG",
+        default_value = "/etc/ceph-stats-exporter/config.toml"
+    )]
+    config: PathBuf,
+    /// Run each selected job once, now, then exit (non-zero if any failed).
+    #[arg(long)]
+    once: bool,
+    /// Only this job (repeatable): pool_df, rgw_usage.
+    #[arg(long = "job", value_name = "NAME")]
+    jobs: Vec<String>,
+    /// Print each object's key and body instead of uploading it.
+    #[arg(long)]
+    dry_run: bool,
+    /// Start of an explicit usage window (RFC 3339, on a whole hour); needs --to and --once.
+    #[arg(long, requires = "to", requires = "once")]
+    from: Option<DateTime<Utc>>,
+    /// End of an explicit usage window (RFC 3339, exclusive); it also names the object.
+    #[arg(long, requires = "from", requires = "once")]
+    to: Option<DateTime<Utc>>,
+    /// Log line format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CEPH_STATS_EXPORTER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        // journald stamps every line itself.
+        LogFormat::Text if std::env::var_os("JOURNAL_STREAM").is_some() => {
+            builder.without_time().init()
+        }
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli).await {
+        Ok(code) => code,
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, String> {
+    let config = Config::load(&cli.config).map_err(|e| e.to_string())?;
+    let mut specs = app::jobs(&config).map_err(|e| e.to_string())?;
+    let explicit_window = match (cli.from, cli.to) {
+        (Some(from), Some(to)) => {
+            Some(Window::explicit(from, to).map_err(|e| format!("--from/--to: {e}"))?)
+        }
+        _ => None,
+    };
+    let mut wanted = cli.jobs.clone();
+    if explicit_window.is_some() {
+        if wanted.iter().any(|j| j != "rgw_usage") {
+            return Err(
+                "--from/--to only apply to rgw_usage: capacity cannot be read for the past".into(),
+            );
+        }
+        wanted = vec!["rgw_usage".into()];
+    }
+    if !wanted.is_empty() {
+        for w in &wanted {
+            if !specs.iter().any(|s| s.job.name() == w) {
+                let enabled: Vec<_> = specs.iter().map(|s| s.job.name()).collect();
+                return Err(format!(
+                    "--job {w}: no such enabled job (enabled: {})",
+                    enabled.join(", ")
+                ));
+            }
+        }
+        specs.retain(|s| wanted.iter().any(|w| w == s.job.name()));
+    }
+    if specs.is_empty() {
+        return Err(format!("{}: no job is enabled", cli.config.display()));
+    }
+    let sink = app::sink(&config, cli.dry_run).map_err(|e| e.to_string())?;
+
+    if !cli.once {
+        scheduler::run(specs, sink, config.shutdown_timeout, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let now = Utc::now()
+        .duration_trunc(TimeDelta::seconds(1))
+        .map_err(|e| e.to_string())?;
+    if let Some(w) = explicit_window {
+        if w.end > now {
+            tracing::warn!(end = %w.end, "the window is not complete yet: its numbers can still grow");
+        }
+    }
+    let fire = Fire {
+        time: explicit_window.map_or(now, |w| w.end),
+        window: explicit_window,
+    };
+    Ok(run_once(&specs, fire, sink.as_ref()).await)
+}
+
+async fn run_once(
+    specs: &[JobSpec],
+    fire: Fire,
+    sink: &dyn ceph_stats_exporter::sink::Sink,
+) -> ExitCode {
+    let mut failed = Vec::new();
+    for spec in specs {
+        let name = spec.job.name();
+        match pipeline::run(spec, fire, sink).await {
+            Ok(key) => tracing::info!(job = name, key, to = %sink.describe(), "stored"),
+            Err(e) => {
+                tracing::error!(job = name, "failed: {e}");
+                failed.push(name);
+            }
+        }
+    }
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        tracing::error!(
+            "{} of {} jobs failed: {}",
+            failed.len(),
+            specs.len(),
+            failed.join(", ")
+        );
+        ExitCode::FAILURE
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+}

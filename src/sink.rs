@@ -1,0 +1,85 @@
+//! Sinks: where rendered objects go. S3 for the daemon, standard output for `--dry-run`.
+
+use async_trait::async_trait;
+use tokio::io::AsyncWriteExt;
+
+use crate::s3client::{S3Client, S3Error};
+
+/// A rendered object, ready to store.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Object {
+    pub key: String,
+    pub body: Vec<u8>,
+    pub content_type: &'static str,
+    /// Sent as `x-amz-meta-NAME: VALUE`.
+    pub metadata: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error(transparent)]
+    S3(#[from] S3Error),
+    #[error("writing to standard output: {0}")]
+    Stdout(#[from] std::io::Error),
+}
+
+#[async_trait]
+pub trait Sink: Send + Sync {
+    async fn put(&self, object: &Object) -> Result<(), SinkError>;
+    /// Where objects go, for logs (`s3://info @ http://...`).
+    fn describe(&self) -> String;
+}
+
+/// A bucket on an S3 endpoint.
+pub struct S3Sink {
+    pub client: S3Client,
+    pub bucket: String,
+}
+
+#[async_trait]
+impl Sink for S3Sink {
+    async fn put(&self, o: &Object) -> Result<(), SinkError> {
+        self.client
+            .put_object(
+                &self.bucket,
+                &o.key,
+                o.body.clone(),
+                o.content_type,
+                &o.metadata,
+            )
+            .await?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("s3://{} at {}", self.bucket, self.client.endpoint())
+    }
+}
+
+/// Prints each object's key and body instead of storing it.
+pub struct DryRunSink;
+
+#[async_trait]
+impl Sink for DryRunSink {
+    async fn put(&self, o: &Object) -> Result<(), SinkError> {
+        let mut out = format!(
+            "=== {} ({}, {} bytes)\n",
+            o.key,
+            o.content_type,
+            o.body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&o.body);
+        if !o.body.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+        let mut stdout = tokio::io::stdout();
+        stdout.write_all(&out).await?;
+        stdout.flush().await?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "standard output (dry run)".into()
+    }
+}

@@ -1,0 +1,234 @@
+//! Usage windows: which slice of the RGW usage log a fire time asks for.
+//!
+//! RGW keeps its usage log per user, bucket and **UTC hour**, and compares a query's `start`
+//! (inclusive) and `end` (exclusive) with each record's hour start. A window therefore has to
+//! begin and end on whole UTC hours, or it silently misses an hour. The window of a fire time is
+//! the last *complete* window before it, aligned on the wall clock of a time zone (which matters
+//! for daily windows), so the same fire time always asks for the same window.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+/// A half-open interval `[start, end)` of the usage log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Window {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// How long a usage window is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowLength {
+    /// `Nh`, where N divides 24 so that windows tile the day.
+    Hours(u32),
+    /// `1d`: one calendar day of the configured time zone (23 or 25 hours across DST changes).
+    Day,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WindowError {
+    #[error("window {0:?} is not one of 1h, 2h, 3h, 4h, 6h, 8h, 12h, 24h or 1d")]
+    BadLength(String),
+    #[error(
+        "window boundary {0} is not on a whole UTC hour (the time zone's offset is not whole \
+         hours): RGW keeps its usage log per UTC hour, so this window would miss part of an hour"
+    )]
+    NotOnHour(DateTime<Utc>),
+    #[error("local time {0} does not exist in time zone {1}")]
+    NoSuchLocalTime(NaiveDateTime, Tz),
+    #[error("window start {start} is not before its end {end}")]
+    Empty {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
+}
+
+impl FromStr for WindowLength {
+    type Err = WindowError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || WindowError::BadLength(s.to_string());
+        if s == "1d" {
+            return Ok(WindowLength::Day);
+        }
+        let hours: u32 = s
+            .strip_suffix('h')
+            .ok_or_else(bad)?
+            .parse()
+            .map_err(|_| bad())?;
+        if hours == 0 || 24 % hours != 0 {
+            return Err(bad());
+        }
+        Ok(WindowLength::Hours(hours))
+    }
+}
+
+impl fmt::Display for WindowLength {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WindowLength::Hours(h) => write!(f, "{h}h"),
+            WindowLength::Day => f.write_str("1d"),
+        }
+    }
+}
+
+impl Window {
+    /// A window given explicitly (`--from`/`--to`); both ends must be on whole UTC hours.
+    pub fn explicit(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Window, WindowError> {
+        if start >= end {
+            return Err(WindowError::Empty { start, end });
+        }
+        let w = Window { start, end };
+        w.check_on_hours()?;
+        Ok(w)
+    }
+
+    /// The last complete window of `length` that ends at or before `fire`, aligned in `tz`.
+    pub fn last_complete(
+        fire: DateTime<Utc>,
+        length: WindowLength,
+        tz: Tz,
+    ) -> Result<Window, WindowError> {
+        let local = fire.with_timezone(&tz).naive_local();
+        let midnight = local.date().and_hms_opt(0, 0, 0).expect("midnight exists");
+        let (start_local, end_local) = match length {
+            WindowLength::Day => (midnight - Duration::days(1), midnight),
+            WindowLength::Hours(n) => {
+                let end_hour = local.hour() - local.hour() % n;
+                let end = midnight + Duration::hours(i64::from(end_hour));
+                (end - Duration::hours(i64::from(n)), end)
+            }
+        };
+        let w = Window {
+            start: to_utc(start_local, tz)?,
+            end: to_utc(end_local, tz)?,
+        };
+        w.check_on_hours()?;
+        Ok(w)
+    }
+
+    fn check_on_hours(&self) -> Result<(), WindowError> {
+        for t in [self.start, self.end] {
+            if t.minute() != 0 || t.second() != 0 || t.nanosecond() != 0 {
+                return Err(WindowError::NotOnHour(t));
+            }
+        }
+        Ok(())
+    }
+
+    /// A bound as RGW's `start`/`end` parameters want it: `YYYY-MM-DD HH:MM:SS` in UTC.
+    /// (Epoch seconds are silently ignored by RGW, which then returns the whole log.)
+    pub fn query_bound(t: DateTime<Utc>) -> String {
+        t.format("%Y-%m-%d %H:%M:%S").to_string()
+    }
+
+    /// Whether a usage record whose hour starts at `t` belongs to this window.
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.start <= t && t < self.end
+    }
+}
+
+fn to_utc(local: NaiveDateTime, tz: Tz) -> Result<DateTime<Utc>, WindowError> {
+    // At a DST change, a boundary can be ambiguous (taken early) or missing (an error).
+    tz.from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or(WindowError::NoSuchLocalTime(local, tz))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn hourly_window_is_the_previous_full_hour() {
+        let w = Window::last_complete(utc("2026-11-22T13:05:00Z"), WindowLength::Hours(1), Tz::UTC)
+            .unwrap();
+        assert_eq!(w.start, utc("2026-11-22T12:00:00Z"));
+        assert_eq!(w.end, utc("2026-11-22T13:00:00Z"));
+        // On the hour exactly, the hour that just ended is the window.
+        let w2 =
+            Window::last_complete(utc("2026-11-22T13:00:00Z"), WindowLength::Hours(1), Tz::UTC)
+                .unwrap();
+        assert_eq!(w, w2);
+    }
+
+    #[test]
+    fn multi_hour_windows_tile_the_day() {
+        let w = Window::last_complete(utc("2026-11-22T13:05:00Z"), WindowLength::Hours(6), Tz::UTC)
+            .unwrap();
+        assert_eq!(
+            (w.start, w.end),
+            (utc("2026-11-22T06:00:00Z"), utc("2026-11-22T12:00:00Z"))
+        );
+        let w = Window::last_complete(utc("2026-11-22T03:00:00Z"), WindowLength::Hours(6), Tz::UTC)
+            .unwrap();
+        assert_eq!(
+            (w.start, w.end),
+            (utc("2026-11-21T18:00:00Z"), utc("2026-11-22T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn daily_window_follows_the_time_zone_including_dst() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let w = Window::last_complete(utc("2026-11-22T13:05:00Z"), WindowLength::Day, tz).unwrap();
+        assert_eq!(
+            (w.start, w.end),
+            (utc("2026-11-20T23:00:00Z"), utc("2026-11-21T23:00:00Z"))
+        );
+        // 2026-10-25 has 25 hours in Berlin (CEST -> CET).
+        let w = Window::last_complete(utc("2026-10-26T08:00:00Z"), WindowLength::Day, tz).unwrap();
+        assert_eq!(
+            (w.start, w.end),
+            (utc("2026-10-24T22:00:00Z"), utc("2026-10-25T23:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn half_hour_zones_are_refused() {
+        let tz: Tz = "Asia/Kolkata".parse().unwrap();
+        let err =
+            Window::last_complete(utc("2026-11-22T13:05:00Z"), WindowLength::Day, tz).unwrap_err();
+        assert!(matches!(err, WindowError::NotOnHour(_)), "{err}");
+    }
+
+    #[test]
+    fn lengths_parse_and_bad_ones_are_named() {
+        assert_eq!("1h".parse(), Ok(WindowLength::Hours(1)));
+        assert_eq!("6h".parse(), Ok(WindowLength::Hours(6)));
+        assert_eq!("1d".parse(), Ok(WindowLength::Day));
+        for bad in ["5h", "0h", "90m", "2d", "", "h"] {
+            assert_eq!(
+                bad.parse::<WindowLength>(),
+                Err(WindowError::BadLength(bad.into()))
+            );
+        }
+    }
+
+    #[test]
+    fn explicit_windows_must_be_ordered_and_on_hours() {
+        assert!(Window::explicit(utc("2026-11-22T12:00:00Z"), utc("2026-11-22T14:00:00Z")).is_ok());
+        assert!(
+            Window::explicit(utc("2026-11-22T14:00:00Z"), utc("2026-11-22T12:00:00Z")).is_err()
+        );
+        assert!(
+            Window::explicit(utc("2026-11-22T12:30:00Z"), utc("2026-11-22T14:00:00Z")).is_err()
+        );
+    }
+
+    #[test]
+    fn query_bounds_are_utc_datetimes_not_epochs() {
+        assert_eq!(
+            Window::query_bound(utc("2026-11-22T17:00:00Z")),
+            "2026-11-22 17:00:00"
+        );
+    }
+}
