@@ -259,14 +259,7 @@ fn unwrap_wrapped(body: Vec<u8>) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::testutil::fixture;
 
     #[test]
     fn restful_answer_yields_the_inner_tree() {

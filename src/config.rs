@@ -142,7 +142,7 @@ enum RawCephSource {
         timeout: Option<Duration>,
     },
     Restful {
-        url: Spanned<String>,
+        url: String,
         user: String,
         key: SecretSource,
         ca_file: Option<PathBuf>,
@@ -152,7 +152,7 @@ enum RawCephSource {
         timeout: Option<Duration>,
     },
     Http {
-        url: Spanned<String>,
+        url: String,
         ca_file: Option<PathBuf>,
         #[serde(default, with = "humantime_serde")]
         timeout: Option<Duration>,
@@ -220,6 +220,17 @@ pub enum CephSource {
     },
 }
 
+impl CephSource {
+    /// Where the tree comes from, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            CephSource::Command { binary, .. } => format!("`{} osd df tree`", binary.display()),
+            CephSource::Restful { url, .. } => format!("the mgr restful module at {url}"),
+            CephSource::Http { url, .. } => url.to_string(),
+        }
+    }
+}
+
 /// What every job has: when, where, how.
 #[derive(Clone, Debug)]
 pub struct JobCommon {
@@ -273,11 +284,12 @@ impl Ctx<'_> {
         key: &str,
         msg: impl ToString,
     ) -> ConfigError {
+        // Counting newlines, not `lines()`: a span at a line's start (a `[table]`) is on that line.
         let line = span.map(|s| {
             self.text[..s.start.min(self.text.len())]
-                .lines()
+                .matches('\n')
                 .count()
-                .max(1)
+                + 1
         });
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
@@ -355,7 +367,7 @@ impl Config {
                 Some(PoolDfConfig {
                     common: common(&cx, &j, "pool_df", "pool.%Y-%m-%d/%H/%M/%S")?,
                     detail: j.detail.map(Spanned::into_inner).unwrap_or_default(),
-                    source: ceph_source(&cx, j.source.map(Spanned::into_inner))?,
+                    source: ceph_source(&cx, j.source)?,
                 })
             }
             _ => None,
@@ -526,8 +538,16 @@ fn refuse_foreign<const N: usize>(
     }
 }
 
-fn ceph_source(cx: &Ctx<'_>, raw: Option<RawCephSource>) -> Result<CephSource, ConfigError> {
-    Ok(match raw {
+fn ceph_source(
+    cx: &Ctx<'_>,
+    raw: Option<Spanned<RawCephSource>>,
+) -> Result<CephSource, ConfigError> {
+    // Inside an internally tagged enum, serde buffers the values and toml's spans are lost (a
+    // `Spanned` field there fails to deserialize at all): a bad URL is located at its table.
+    let span = raw.as_ref().map_or(0..0, Spanned::span);
+    let parse_url =
+        |url: String| cx.url(&Spanned::new(span.clone(), url), "jobs.pool_df.source.url");
+    Ok(match raw.map(Spanned::into_inner) {
         None => CephSource::Command {
             binary: default_ceph_binary(),
             conf: None,
@@ -556,7 +576,7 @@ fn ceph_source(cx: &Ctx<'_>, raw: Option<RawCephSource>) -> Result<CephSource, C
             insecure_skip_verify,
             timeout,
         }) => CephSource::Restful {
-            url: cx.url(&url, "jobs.pool_df.source.url")?,
+            url: parse_url(url)?,
             user,
             key: cx.secret(&key, "jobs.pool_df.source.key")?,
             ca_file,
@@ -568,7 +588,7 @@ fn ceph_source(cx: &Ctx<'_>, raw: Option<RawCephSource>) -> Result<CephSource, C
             ca_file,
             timeout,
         }) => CephSource::Http {
-            url: cx.url(&url, "jobs.pool_df.source.url")?,
+            url: parse_url(url)?,
             ca_file,
             timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
         },
@@ -673,6 +693,34 @@ schedule = "0 5 * * * *"
     fn debug_output_never_holds_the_secret() {
         let c = load(MINIMAL).unwrap();
         assert!(!format!("{c:?}").contains("SK-very-secret"));
+    }
+
+    #[test]
+    fn http_and_restful_sources_load() {
+        let text = MINIMAL.replace(
+            "every = \"10s\"\n",
+            "every = \"10s\"\n[jobs.pool_df.source]\ntype = \"http\"\nurl = \"http://127.0.0.1:5000/df\"\ntimeout = \"3s\"\n",
+        );
+        let p = load(&text).unwrap().pool_df.unwrap();
+        assert!(
+            matches!(&p.source, CephSource::Http { url, timeout, .. }
+                if url.as_str() == "http://127.0.0.1:5000/df" && *timeout == Duration::from_secs(3)),
+            "{:?}",
+            p.source
+        );
+        let text = text.replace(
+            "type = \"http\"",
+            "type = \"restful\"\nuser = \"exporter\"\nkey = \"k\"",
+        );
+        let p = load(&text).unwrap().pool_df.unwrap();
+        assert!(
+            matches!(p.source, CephSource::Restful { .. }),
+            "{:?}",
+            p.source
+        );
+        let (line, key, _) = invalid(&text.replace("http://127.0.0.1:5000/df", "ftp://x"));
+        // At its table: the span of a value inside a tagged enum is lost.
+        assert_eq!((line, key.as_str()), (Some(9), "jobs.pool_df.source.url"));
     }
 
     #[test]

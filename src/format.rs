@@ -103,14 +103,10 @@ fn render_text(snapshot: &Snapshot) -> String {
 mod tests {
     use super::*;
     use crate::osd_df::{CapacityNode, CapacityReport, CapacitySummary};
+    use crate::testutil::utc;
     use crate::usage::{Counters, UsageReport};
     use crate::window::Window;
-    use chrono::{DateTime, Utc};
     use std::collections::BTreeMap;
-
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
 
     fn root(name: &str, kb: u64, kb_avail: u64, kb_used: u64) -> CapacityNode {
         CapacityNode {

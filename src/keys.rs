@@ -76,10 +76,7 @@ impl KeyTemplate {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
+    use crate::testutil::utc;
 
     #[test]
     fn default_templates_reproduce_the_original_keys() {

@@ -21,5 +21,7 @@ pub mod scheduler;
 pub mod secret;
 pub mod sink;
 pub mod snapshot;
+#[cfg(test)]
+mod testutil;
 pub mod usage;
 pub mod window;

@@ -119,11 +119,7 @@ pub fn parse(json: &[u8]) -> Result<CapacityReport, OsdDfError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::testutil::fixture;
 
     #[test]
     fn parses_the_real_tree_into_roots_hosts_and_osds() {

@@ -355,14 +355,7 @@ fn hint(status: StatusCode, code: Option<&str>, body: &[u8], cx: &Context<'_>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/tests/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::testutil::fixture;
 
     #[test]
     fn codes_from_real_rgw_error_bodies() {

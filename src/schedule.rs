@@ -100,10 +100,7 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
+    use crate::testutil::utc;
 
     #[test]
     fn late_firings_map_back_to_their_scheduled_instant() {

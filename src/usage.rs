@@ -247,11 +247,7 @@ fn aggregate_entries(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
+    use crate::testutil::fixture;
 
     /// The hour all fixtures were captured in: 2026-11-22T17:00:00Z.
     fn fixture_hour() -> Window {

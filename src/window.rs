@@ -142,10 +142,7 @@ fn to_utc(local: NaiveDateTime, tz: Tz) -> Result<DateTime<Utc>, WindowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
+    use crate::testutil::utc;
 
     #[test]
     fn hourly_window_is_the_previous_full_hour() {

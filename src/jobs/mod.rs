@@ -26,12 +26,12 @@ pub struct Fire {
 pub enum JobError {
     #[error(transparent)]
     CephSource(#[from] CephSourceError),
-    #[error(transparent)]
-    OsdDf(#[from] OsdDfError),
+    #[error("answer of {from}: {source}")]
+    OsdDf { from: String, source: OsdDfError },
     #[error(transparent)]
     Rgw(#[from] S3Error),
-    #[error("{0}")]
-    Usage(#[from] UsageError),
+    #[error("answer of {from}: {source}")]
+    Usage { from: String, source: UsageError },
     #[error("usage window: {0}")]
     Window(#[from] WindowError),
 }

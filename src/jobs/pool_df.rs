@@ -24,7 +24,10 @@ impl Job for PoolDf {
     async fn collect(&self, fire: Fire) -> Result<Snapshot, JobError> {
         let json = ceph_source::fetch_osd_df_tree(&self.source).await?;
         let collected_at = Utc::now();
-        let mut report = osd_df::parse(&json)?;
+        let mut report = osd_df::parse(&json).map_err(|source| JobError::OsdDf {
+            from: self.source.describe(),
+            source,
+        })?;
         if self.detail == Detail::Roots {
             report.hosts.clear();
         }

@@ -64,7 +64,11 @@ impl Job for RgwUsage {
         }
         let body = self.admin.admin_get("/admin/usage", &query).await?;
         let collected_at = Utc::now();
-        let report = usage::parse(&body, window, self.show_entries)?;
+        let report =
+            usage::parse(&body, window, self.show_entries).map_err(|source| JobError::Usage {
+                from: format!("{}admin/usage", self.admin.endpoint()),
+                source,
+            })?;
         Ok(Snapshot {
             job: self.name(),
             fire_time: fire.time,

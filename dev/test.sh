@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# dev/test.sh: the whole test suite, real-cluster tests included. Run as root on Debian 12.
+# Installs what the tests need (Ceph from Debian's packages, curl, openssl, faketime), starts the
+# loopback cluster (dev/ceph/start.sh; a running one is reused), adds the test users alice and
+# bob, then runs every test: `cargo test -- --include-ignored` (the tests that need the cluster
+# are marked #[ignore] so that a bare `cargo test` runs the rest anywhere).
+# Extra arguments go to cargo test (e.g. dev/test.sh --test cluster).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs) first" >&2; exit 1; }
+
+need=()
+for p in curl openssl faketime; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+export CEPH_DEV_DIR=${CEPH_DEV_DIR:-/tmp/ceph-dev}
+dev/ceph/start.sh
+# shellcheck disable=SC1091
+source "$CEPH_DEV_DIR/env"
+
+# Two ordinary S3 users whose traffic the usage tests generate and check (no admin caps).
+for user in alice:ALICEACCESSKEY000001 bob:BOBACCESSKEY00000001; do
+  uid=${user%%:*}
+  radosgw-admin user info --uid="$uid" >/dev/null 2>&1 ||
+    radosgw-admin user create --uid="$uid" --display-name="$uid" --access-key="${user#*:}" \
+      --secret-key="$uid-secret-key-for-tests-only" >/dev/null
+done
+
+cargo test --all-targets "$@" -- --include-ignored

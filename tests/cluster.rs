@@ -1,0 +1,733 @@
+//! Tests against the real loopback Ceph cluster with RGW (dev/ceph/start.sh), run by
+//! `dev/test.sh`, which starts the cluster, exports its environment and adds the users alice
+//! and bob. Each test is `#[ignore]`d so that a bare `cargo test` on a machine without the
+//! cluster runs the rest; dev/test.sh passes `--include-ignored`.
+//!
+//! The exporter's objects are read back with dev/s3v2.sh (curl + openssl), a client that shares
+//! no code with the exporter, and compared with what `ceph osd df tree` and
+//! `radosgw-admin usage show` say.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use serde_json::Value;
+
+/// Usage numbers are cluster-wide: tests that read or make traffic must not interleave.
+static CLUSTER: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run these tests through dev/test.sh (it starts the cluster)")
+    })
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A prefix no other run has used, so tests can list exactly their own objects.
+fn nonce(test: &str) -> String {
+    format!("it-{test}-{}", Utc::now().format("%Y%m%dT%H%M%S%.6f"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs a command and returns its stdout, failing the test with its stderr if it fails.
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?} failed: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// A user of the dev cluster, as dev/test.sh creates them.
+struct User {
+    access: &'static str,
+    secret: String,
+}
+
+fn alice() -> User {
+    User {
+        access: "ALICEACCESSKEY000001",
+        secret: "alice-secret-key-for-tests-only".into(),
+    }
+}
+
+fn bob() -> User {
+    User {
+        access: "BOBACCESSKEY00000001",
+        secret: "bob-secret-key-for-tests-only".into(),
+    }
+}
+
+/// One request through the independent client; `path` as sent (percent-encoded). Without a
+/// user, the exporter's own keys.
+fn s3(user: Option<&User>, method: &str, path: &str, body: Option<&Path>) -> Output {
+    let mut cmd = Command::new(repo().join("dev/s3v2.sh"));
+    cmd.args([method, path]);
+    if let Some(b) = body {
+        cmd.arg(b);
+    }
+    if let Some(user) = user {
+        cmd.env("S3V2_ACCESS", user.access)
+            .env("S3V2_SECRET", &user.secret);
+    }
+    cmd.output().expect("dev/s3v2.sh runs")
+}
+
+fn get_object(key_path: &str) -> Vec<u8> {
+    let out = s3(
+        None,
+        "GET",
+        &format!("/{}/{key_path}", env("RGW_BUCKET")),
+        None,
+    );
+    assert!(out.status.success(), "GET {key_path}: {}", stdout(&out));
+    out.stdout
+}
+
+/// Keys in the bucket under a prefix, in order.
+fn list_keys(prefix: &str) -> Vec<String> {
+    let out = s3(
+        None,
+        "GET",
+        &format!("/{}?prefix={prefix}&max-keys=1000", env("RGW_BUCKET")),
+        None,
+    );
+    assert!(out.status.success(), "list: {}", stdout(&out));
+    let xml = stdout(&out);
+    xml.split("<Key>")
+        .skip(1)
+        .filter_map(|s| s.split("</Key>").next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A config for the dev cluster; `jobs` is appended verbatim.
+fn config(dir: &Path, jobs: &str) -> PathBuf {
+    config_with_bucket(dir, &env("RGW_BUCKET"), jobs)
+}
+
+fn config_with_bucket(dir: &Path, bucket: &str, jobs: &str) -> PathBuf {
+    let text = format!(
+        r#"
+[s3]
+endpoint = "{endpoint}"
+bucket = "{bucket}"
+access_key = {{ env = "EXPORTER_ACCESS_KEY" }}
+secret_key = {{ env = "EXPORTER_SECRET_KEY" }}
+timeout = "20s"
+
+{jobs}
+"#,
+        endpoint = env("RGW_ENDPOINT"),
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn pool_df_job(key: &str, format: &str, extra: &str) -> String {
+    format!(
+        r#"
+[jobs.pool_df]
+every = "10s"
+key = "{key}"
+format = "{format}"
+{extra}
+[jobs.pool_df.source]
+type = "command"
+conf = "{conf}"
+timeout = "20s"
+"#,
+        conf = env("CEPH_CONF")
+    )
+}
+
+fn usage_job(key: &str, format: &str, extra: &str) -> String {
+    format!(
+        r#"
+[jobs.rgw_usage]
+every = "10s"
+key = "{key}"
+format = "{format}"
+{extra}
+"#
+    )
+}
+
+fn exporter(config: &Path, args: &[&str]) -> Output {
+    exporter_cmd(config, args)
+        .output()
+        .expect("the exporter binary runs")
+}
+
+fn exporter_cmd(config: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ceph-stats-exporter"));
+    cmd.arg("--config").arg(config).args(args);
+    cmd
+}
+
+fn ceph_json(args: &[&str]) -> Value {
+    let out = run_ok(Command::new("ceph").args(args).args(["-f", "json"]));
+    serde_json::from_str(&out).expect("ceph prints JSON")
+}
+
+/// (name, kb, kb_avail, kb_used) of every CRUSH root, as `ceph osd df tree` says now.
+fn ceph_roots() -> Vec<(String, u64, u64, u64)> {
+    let tree = ceph_json(&["osd", "df", "tree"]);
+    tree["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] == "root")
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap().to_string(),
+                n["kb"].as_u64().unwrap(),
+                n["kb_avail"].as_u64().unwrap(),
+                n["kb_used"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the loopback cluster: run dev/test.sh"]
+fn capacity_snapshot_equals_ceph_osd_df_tree() {
+    let _l = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = nonce("capacity");
+    let cfg = config(
+        dir.path(),
+        &pool_df_job(&format!("{prefix}/pool.%Y-%m-%d/%H/%M/%S"), "text", ""),
+    );
+    // Capacity moves while objects are written; compare only when ceph said the same thing
+    // just before and just after the exporter read it.
+    for attempt in 1..=5 {
+        let before = ceph_roots();
+        let out = exporter(&cfg, &["--once"]);
+        let after = ceph_roots();
+        assert!(out.status.success(), "{}", stderr(&out));
+        if before != after {
+            eprintln!("attempt {attempt}: capacity changed during the run, trying again");
+            std::thread::sleep(Duration::from_secs(3));
+            continue;
+        }
+        let keys = list_keys(&prefix);
+        let key = keys.last().expect("the object was written");
+        let body = String::from_utf8(get_object(key)).unwrap();
+        // The body's lines carry the key's fire time in the original tool's layout.
+        let stamp = key.rsplit_once("pool.").unwrap().1;
+        let fire = chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d/%H/%M/%S").unwrap();
+        let expected: Vec<String> = before
+            .iter()
+            .map(|(name, kb, avail, used)| {
+                format!(
+                    "{}>{name}:{kb} kb {avail} kb_avail {used} kb_used",
+                    fire.format("%Y/%m/%d/%H:%M:%S")
+                )
+            })
+            .collect();
+        assert_eq!(body, expected.join("\n"));
+        return;
+    }
+    panic!("capacity never stood still for one run in 5 attempts");
+}
+
+#[test]
+#[ignore = "needs the loopback cluster: run dev/test.sh"]
+fn capacity_json_with_osds_and_fsid() {
+    let _l = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = nonce("capjson");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "[exporter]\ncluster_fsid = \"{}\"\n{}",
+            env("CEPH_FSID"),
+            pool_df_job(
+                &format!("{prefix}/pool.%Y%m%dT%H%M%S"),
+                "json",
+                "detail = \"osds\""
+            )
+        ),
+    );
+    let out = exporter(&cfg, &["--once"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = list_keys(&prefix).pop().expect("written");
+    let doc: Value = serde_json::from_slice(&get_object(&key)).unwrap();
+    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["kind"], "capacity");
+    assert_eq!(doc["cluster_fsid"], env("CEPH_FSID").as_str());
+    let roots: Vec<_> = doc["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    let ceph: Vec<_> = ceph_roots().into_iter().map(|r| Value::from(r.0)).collect();
+    assert_eq!(roots, ceph);
+    let osds = ceph_json(&["osd", "ls"]).as_array().unwrap().len();
+    assert_eq!(doc["osds"].as_array().unwrap().len(), osds);
+    assert_eq!(doc["hosts"].as_array().unwrap().len(), 1);
+    // The key's time and the document's fire time are the same instant.
+    let fire: DateTime<Utc> = doc["fire_time"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        fire.format("%Y%m%dT%H%M%S").to_string(),
+        key.rsplit_once("pool.").unwrap().1
+    );
+}
+
+/// S3 traffic as alice and bob: buckets, puts, gets, a list, a delete and a 404.
+fn make_traffic(tag: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    let big = dir.path().join("big");
+    std::fs::write(&small, b"hello usage log").unwrap();
+    std::fs::write(&big, vec![7u8; 300 * 1024]).unwrap();
+    for (user, name) in [(alice(), "alice"), (bob(), "bob")] {
+        let bucket = format!("/{name}-{tag}");
+        let ok =
+            |o: Output, what: &str| assert!(o.status.success(), "{name} {what}: {}", stdout(&o));
+        ok(s3(Some(&user), "PUT", &bucket, None), "create bucket");
+        ok(
+            s3(Some(&user), "PUT", &format!("{bucket}/a.txt"), Some(&small)),
+            "put a",
+        );
+        ok(
+            s3(
+                Some(&user),
+                "PUT",
+                &format!("{bucket}/dir/b%20c.bin"),
+                Some(&big),
+            ),
+            "put b",
+        );
+        ok(
+            s3(Some(&user), "GET", &format!("{bucket}/a.txt"), None),
+            "get a",
+        );
+        ok(s3(Some(&user), "GET", &bucket, None), "list");
+        ok(
+            s3(Some(&user), "DELETE", &format!("{bucket}/a.txt"), None),
+            "delete a",
+        );
+        assert!(!s3(Some(&user), "GET", &format!("{bucket}/missing"), None)
+            .status
+            .success());
+    }
+}
+
+/// `radosgw-admin usage show` for a window, once RGW has flushed (two equal reads in a row).
+fn settled_usage(start: &str, end: &str) -> Value {
+    let read = || {
+        ceph_like_json(Command::new("radosgw-admin").args([
+            "usage",
+            "show",
+            &format!("--start-date={start}"),
+            &format!("--end-date={end}"),
+            "--show-log-entries=true",
+        ]))
+    };
+    let mut last = read();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        std::thread::sleep(Duration::from_millis(2500));
+        let now = read();
+        if now == last {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "usage log never settled");
+        last = now;
+    }
+}
+
+fn ceph_like_json(cmd: &mut Command) -> Value {
+    serde_json::from_str(&run_ok(cmd)).expect("JSON")
+}
+
+fn counters(v: &Value) -> [u64; 4] {
+    ["ops", "successful_ops", "bytes_sent", "bytes_received"].map(|k| v[k].as_u64().unwrap())
+}
+
+#[test]
+#[ignore = "needs the loopback cluster: run dev/test.sh"]
+fn usage_snapshot_equals_radosgw_admin_usage_show() {
+    let _l = lock();
+    let tag = Utc::now().format("%H%M%S%f").to_string();
+    make_traffic(&tag);
+    // Two hours around now, so traffic that crossed an hour boundary is still inside.
+    let hour = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap();
+    let (from, to) = (hour - TimeDelta::hours(1), hour + TimeDelta::hours(1));
+    let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let expected = settled_usage(&fmt(from), &fmt(to));
+
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = nonce("usage");
+    let cfg = config(
+        dir.path(),
+        &usage_job(&format!("{prefix}/usage.%Y-%m-%d/%H/%M/%S"), "json", ""),
+    );
+    let window = [
+        "--once",
+        "--from",
+        &from.to_rfc3339(),
+        "--to",
+        &to.to_rfc3339(),
+    ];
+    let out = exporter(&cfg, &window);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not complete yet"),
+        "{}",
+        stderr(&out)
+    );
+    // The object is named after --to.
+    let keys = list_keys(&prefix);
+    assert_eq!(
+        keys,
+        [format!("{prefix}/usage.{}", to.format("%Y-%m-%d/%H/%M/%S"))]
+    );
+    let doc: Value = serde_json::from_slice(&get_object(&keys[0])).unwrap();
+    assert_eq!(
+        doc["window"]["start"],
+        from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+
+    // Per user: exactly radosgw-admin's summary.
+    let mut total = [0u64; 4];
+    let summary = expected["summary"].as_array().unwrap();
+    assert!(
+        summary.iter().any(|s| s["user"] == "alice") && summary.iter().any(|s| s["user"] == "bob")
+    );
+    for s in summary {
+        let user = s["user"].as_str().unwrap();
+        let want = counters(&s["total"]);
+        assert_eq!(counters(&doc["users"][user]["total"]), want, "user {user}");
+        for (i, n) in want.iter().enumerate() {
+            total[i] += n;
+        }
+    }
+    assert_eq!(doc["users"].as_object().unwrap().len(), summary.len());
+    assert_eq!(counters(&doc["total"]), total);
+
+    // Per bucket and category: radosgw-admin's entries, summed over hours.
+    let mut want_buckets = std::collections::BTreeMap::new();
+    for e in expected["entries"].as_array().unwrap() {
+        for b in e["buckets"].as_array().unwrap() {
+            for c in b["categories"].as_array().unwrap() {
+                let k = (
+                    b["owner"].as_str().unwrap().to_string(),
+                    b["bucket"].as_str().unwrap().to_string(),
+                    c["category"].as_str().unwrap().to_string(),
+                );
+                let slot = want_buckets.entry(k).or_insert([0u64; 4]);
+                for (i, n) in counters(c).iter().enumerate() {
+                    slot[i] += n;
+                }
+            }
+        }
+    }
+    let mut got_buckets = std::collections::BTreeMap::new();
+    for b in doc["buckets"].as_array().unwrap() {
+        for (cat, c) in b["categories"].as_object().unwrap() {
+            let k = (
+                b["owner"].as_str().unwrap().to_string(),
+                b["bucket"].as_str().unwrap().to_string(),
+                cat.clone(),
+            );
+            got_buckets.insert(k, counters(c));
+        }
+    }
+    assert_eq!(got_buckets, want_buckets);
+    let alice_bucket = format!("alice-{tag}");
+    let put = &got_buckets[&("alice".to_string(), alice_bucket, "put_obj".to_string())];
+    assert_eq!(put[3], 15 + 300 * 1024, "alice's put_obj bytes_received");
+
+    // The text format of the same window: the original tool's line, with the same totals.
+    // This test's own reads (as the exporter user) are in the log by now: settle first, then
+    // run, and read nothing in between.
+    let again = settled_usage(&fmt(from), &fmt(to));
+    let cfg = config(
+        dir.path(),
+        &usage_job(&format!("{prefix}/text.%Y-%m-%d/%H/%M/%S"), "text", ""),
+    );
+    let out = exporter(&cfg, &window);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = list_keys(&format!("{prefix}/text.")).pop().unwrap();
+    let mut t = [0u64; 4];
+    for s in again["summary"].as_array().unwrap() {
+        for (i, n) in counters(&s["total"]).iter().enumerate() {
+            t[i] += n;
+        }
+    }
+    assert_eq!(
+        String::from_utf8(get_object(&key)).unwrap(),
+        format!("op: {} bytes_received:{} bytes_sent:{}", t[0], t[3], t[2])
+    );
+}
+
+#[test]
+#[ignore = "needs the loopback cluster: run dev/test.sh"]
+fn daemon_writes_one_object_per_fire_and_stops_cleanly() {
+    let _l = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = nonce("daemon");
+    let cfg = config(
+        dir.path(),
+        &format!(
+            "{}{}",
+            pool_df_job(&format!("{prefix}/pool.%Y-%m-%d/%H/%M/%S"), "text", ""),
+            usage_job(&format!("{prefix}/usage.%Y-%m-%d/%H/%M/%S"), "text", "")
+        ),
+    );
+    let started = Utc::now();
+    let child = exporter_cmd(&cfg, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(36));
+    run_ok(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    let stopped = Utc::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit after SIGTERM: {}", stderr(&out));
+    let log = stderr(&out);
+    assert!(!log.contains("ERROR") && !log.contains("WARN"), "{log}");
+
+    // Every 10-second instant strictly inside the run has exactly one object per job.
+    let mut want = Vec::new();
+    let mut t = started.duration_trunc(TimeDelta::seconds(10)).unwrap() + TimeDelta::seconds(10);
+    while t + TimeDelta::seconds(2) < stopped {
+        want.push(t.format("%Y-%m-%d/%H/%M/%S").to_string());
+        t += TimeDelta::seconds(10);
+    }
+    assert!(want.len() >= 3, "{want:?}");
+    for job in ["pool", "usage"] {
+        let keys = list_keys(&format!("{prefix}/{job}."));
+        let stamps: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                k.strip_prefix(&format!("{prefix}/{job}."))
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        for w in &want {
+            assert!(
+                stamps.contains(w),
+                "{job}: no object for fire {w}: {stamps:?}"
+            );
+        }
+        // Nothing outside the 10-second grid, and no fire before start or after stop.
+        for s in &stamps {
+            assert!(s.ends_with('0'), "{job}: off-grid key {s}");
+        }
+        assert!(
+            stamps.len() <= want.len() + 1,
+            "{job}: {stamps:?} vs {want:?}"
+        );
+        let log_lines = log
+            .lines()
+            .filter(|l| l.contains("stored") && l.contains(&format!("/{job}.")))
+            .count();
+        assert_eq!(
+            log_lines,
+            stamps.len(),
+            "{job}: one 'stored' line per object\n{log}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs the loopback cluster: run dev/test.sh"]
+fn signer_handles_awkward_keys_against_real_rgw() {
+    use ceph_stats_exporter::config::Endpoint;
+    use ceph_stats_exporter::s3auth::{encode_key, Addressing, Credentials};
+    use ceph_stats_exporter::s3client::S3Client;
+    use ceph_stats_exporter::secret::Secret;
+
+    let _l = lock();
+    let endpoint = Endpoint {
+        url: env("RGW_ENDPOINT").parse().unwrap(),
+        credentials: Credentials {
+            access_key: env("EXPORTER_ACCESS_KEY"),
+            secret_key: Secret::new(env("EXPORTER_SECRET_KEY")),
+        },
+        addressing: Addressing::Path,
+        connect_timeout: Duration::from_secs(5),
+        timeout: Duration::from_secs(20),
+        max_response_bytes: 1 << 20,
+    };
+    let client = S3Client::new(&endpoint).unwrap();
+    let prefix = nonce("keys");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (i, name) in [
+        "space key.txt",
+        "plus+sign",
+        "percent%25literal%",
+        "tilde~and_under-dash.dot",
+        "non-ascii/é ü 日本",
+        "semi;colon,comma=eq&amp@at!bang'quote(paren)*star",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let key = format!("{prefix}/{name}");
+        let body = format!("object {i}").into_bytes();
+        let meta = [("note".to_string(), format!("  folded \t value {i} "))];
+        rt.block_on(client.put_object(&env("RGW_BUCKET"), &key, body.clone(), "text/plain", &meta))
+            .unwrap_or_else(|e| panic!("PUT {key:?}: {e}"));
+        assert_eq!(get_object(&encode_key(&key)), body, "{key:?}");
+    }
+    let names = list_keys(&prefix);
+    assert_eq!(names.len(), 6, "{names:?}");
+
+    // A wrong secret is refused by RGW itself.
+    let mut wrong = endpoint.clone();
+    wrong.credentials.secret_key = Secret::new("not-the-secret");
+    let err = rt
+        .block_on(S3Client::new(&wrong).unwrap().put_object(
+            &env("RGW_BUCKET"),
+            "x",
+            vec![],
+            "text/plain",
+            &[],
+        ))
+        .unwrap_err();
+    assert_eq!(err.code(), Some("SignatureDoesNotMatch"), "{err}");
+}
+
+/// Runs `--once` with a broken piece of config and returns (exit code, stderr).
+fn failing_run(jobs: &str, env_over: &[(&str, &str)], wrapper: Option<&[&str]>) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), jobs);
+    let mut cmd = match wrapper {
+        Some(w) => {
+            let mut c = Command::new(w[0]);
+            c.args(&w[1..])
+                .arg(env!("CARGO_BIN_EXE_ceph-stats-exporter"))
+                .arg("--config")
+                .arg(&cfg)
+                .arg("--once");
+            c
+        }
+        None => exporter_cmd(&cfg, &["--once"]),
+    };
+    for (k, v) in env_over {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !err.contains(&env("EXPORTER_SECRET_KEY")),
+        "secret in log: {err}"
+    );
+    (out.status.code().unwrap_or(-1), err)
+}
+
+type FailureCase<'a> = (
+    &'a str,
+    String,
+    Vec<(&'a str, &'a str)>,
+    Option<&'a [&'a str]>,
+    Vec<&'a str>,
+);
+
+#[test]
+#[ignore = "needs the loopback cluster: run dev/test.sh"]
+fn real_rgw_errors_are_reported_with_code_and_remedy() {
+    let _l = lock();
+    let usage = usage_job("err/usage.%Y%m%d%H%M%S", "text", "");
+    // (what, jobs, environment overrides, command wrapper, what stderr must say)
+    let cases: Vec<FailureCase> = vec![
+        (
+            "wrong secret",
+            usage.clone(),
+            vec![("EXPORTER_SECRET_KEY", "wrong-secret")],
+            None,
+            vec!["HTTP 403 SignatureDoesNotMatch", "/admin/usage"],
+        ),
+        (
+            "unknown access key",
+            usage.clone(),
+            vec![("EXPORTER_ACCESS_KEY", "NOSUCHACCESSKEY00000")],
+            None,
+            vec!["InvalidAccessKeyId", "NOSUCHACCESSKEY00000"],
+        ),
+        (
+            "user without usage caps",
+            format!(
+                "[rgw]\naccess_key = \"{}\"\nsecret_key = \"{}\"\n{usage}",
+                alice().access,
+                alice().secret
+            ),
+            vec![],
+            None,
+            vec!["AccessDenied", "usage=read"],
+        ),
+        (
+            "clock 20 minutes behind",
+            usage.clone(),
+            vec![],
+            Some(&["faketime", "-f", "-20m"]),
+            vec!["RequestTimeTooSkewed", "clocks differ", "NTP"],
+        ),
+    ];
+    for (what, jobs, env_over, wrapper, want) in cases {
+        let (code, err) = failing_run(&jobs, &env_over, wrapper);
+        assert_eq!(code, 1, "{what}: {err}");
+        for w in want {
+            assert!(err.contains(w), "{what}: missing {w:?} in\n{err}");
+        }
+    }
+
+    // A missing bucket: collection works, the PUT is refused and the key is named.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with_bucket(dir.path(), "no-such-bucket-for-tests", &usage);
+    let out = exporter(&cfg, &["--once"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("NoSuchBucket") && err.contains("no-such-bucket-for-tests"),
+        "{err}"
+    );
+    assert!(err.contains("storing object err/usage."), "{err}");
+}
+
+#[test]
+#[ignore = "needs the loopback cluster: run dev/test.sh"]
+fn a_broken_ceph_source_fails_its_job_only() {
+    let _l = lock();
+    let jobs = format!(
+        "{}{}",
+        pool_df_job("err/pool.%Y%m%d%H%M%S", "text", "")
+            .replace(&env("CEPH_CONF"), "/nonexistent/ceph.conf"),
+        usage_job("err-ok/usage.%Y%m%d%H%M%S", "text", "")
+    );
+    let (code, err) = failing_run(&jobs, &[], None);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("pool_df") && err.contains("/nonexistent/ceph.conf"),
+        "{err}"
+    );
+    assert!(err.contains("1 of 2 jobs failed: pool_df"), "{err}");
+    assert!(!list_keys("err-ok/usage.").is_empty());
+}

@@ -1,0 +1,601 @@
+//! Error paths a real gateway or mgr will not produce on demand: proxies answering HTML, broken
+//! or oddly shaped JSON, admin-API and S3 error answers, hanging and resetting servers, oversized
+//! bodies, the all-zero `osd df tree` of a freshly started mgr.
+//!
+//! Each test runs the real binary (`--once`) against small in-process HTTP/1.1 fakes and checks
+//! what an operator would see: the exit code, one log line naming the job, the URL, the status
+//! and what to do, no panic, no secret, and nothing uploaded from a failed collection.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use hmac::{Hmac, Mac};
+use md5::{Digest, Md5};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+const ACCESS_KEY: &str = "FAULTSACCESSKEY0001";
+/// Searched for in every run's output: it must never be printed.
+const SECRET_KEY: &str = "SECRET-must-not-leak-1234";
+
+// ------------------------------------------------------------------ fake HTTP servers
+
+/// One request as the fake received it; header names are lower-cased.
+#[derive(Clone, Debug)]
+struct Request {
+    method: String,
+    /// The request target: path and query, as sent.
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the fake does once it has read a request.
+#[derive(Clone)]
+enum Reply {
+    /// A complete answer. Without `sized` there is no Content-Length: the body ends when the
+    /// connection does, so the client can only enforce its size limit while streaming.
+    Http {
+        status: u16,
+        content_type: &'static str,
+        body: Vec<u8>,
+        sized: bool,
+    },
+    /// Keeps the connection open and never answers.
+    Hang,
+    /// Resets the connection (RST, not FIN) instead of answering.
+    Reset,
+}
+
+fn answer(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
+    Reply::Http {
+        status,
+        content_type,
+        body: body.into(),
+        sized: true,
+    }
+}
+
+fn json(body: impl Into<Vec<u8>>) -> Reply {
+    answer(200, "application/json", body)
+}
+
+/// An HTTP server on 127.0.0.1 that records every request it reads and gives each the same
+/// reply.
+struct Fake {
+    url: String,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Fake {
+    async fn start(reply: Reply) -> Fake {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let log = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, reply.clone(), log.clone()));
+            }
+        });
+        Fake { url, requests }
+    }
+
+    /// An S3 endpoint that stores whatever it is sent.
+    async fn bucket() -> Fake {
+        Fake::start(answer(200, "text/plain", "")).await
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+async fn serve(mut stream: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Request>>>) {
+    let Some(request) = read_request(&mut stream).await else {
+        return;
+    };
+    // Recorded before answering, so it is there once the exporter has exited.
+    log.lock().unwrap().push(request);
+    match reply {
+        Reply::Http {
+            status,
+            content_type,
+            body,
+            sized,
+        } => {
+            // Clients ignore the reason phrase; one closed connection per request keeps the
+            // fake simple.
+            let mut head = format!(
+                "HTTP/1.1 {status} Fake\r\nContent-Type: {content_type}\r\nConnection: close\r\n"
+            );
+            if sized {
+                head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+            }
+            head.push_str("\r\n");
+            // The client may hang up early (a body over its limit): that is not our error.
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(&body).await;
+            let _ = stream.shutdown().await;
+        }
+        Reply::Hang => std::future::pending().await,
+        Reply::Reset => {
+            // Dropped with a zero linger, the socket sends RST.
+            let _ = stream.set_zero_linger();
+        }
+    }
+}
+
+/// Reads a request line, headers and a Content-Length body; `None` if the client went away.
+async fn read_request(stream: &mut TcpStream) -> Option<Request> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    if reader.read_line(&mut line).await.ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next()?.to_string(), parts.next()?.to_string());
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).await.ok()?;
+        match line.trim_end().split_once(':') {
+            Some((name, value)) => {
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()))
+            }
+            None => break,
+        }
+    }
+    let length = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .map_or(0, |(_, v)| v.parse().unwrap_or(0));
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await.ok()?;
+    Some(Request {
+        method,
+        target,
+        headers,
+        body,
+    })
+}
+
+// ------------------------------------------------------------------ running the exporter
+
+/// A config writing to `s3`; each job is enabled when it has a source. `rgw_extra` is added to
+/// the `[rgw]` table.
+fn config(s3: &Fake, usage: Option<&Fake>, pool: Option<&Fake>, rgw_extra: &str) -> String {
+    let mut c = format!(
+        "[s3]\nendpoint = \"{}\"\naccess_key = \"{ACCESS_KEY}\"\nsecret_key = \"{SECRET_KEY}\"\n",
+        s3.url
+    );
+    if let Some(rgw) = usage {
+        c.push_str(&format!(
+            "\n[rgw]\nendpoint = \"{}\"\n{rgw_extra}\n\n[jobs.rgw_usage]\nevery = \"1h\"\n",
+            rgw.url
+        ));
+    }
+    if let Some(source) = pool {
+        c.push_str(&format!(
+            "\n[jobs.pool_df]\nevery = \"10s\"\n\n[jobs.pool_df.source]\ntype = \"http\"\n\
+             url = \"{}/api/v0.1/osd/df.json?output_method=tree\"\n",
+            source.url
+        ));
+    }
+    c
+}
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+impl Outcome {
+    /// The log line that reports `job`'s failure.
+    fn failure_of(&self, job: &str) -> &str {
+        let field = format!("job=\"{job}\"");
+        self.stderr
+            .lines()
+            .find(|l| l.contains("ERROR") && l.contains("failed: ") && l.contains(&field))
+            .unwrap_or_else(|| panic!("no failure logged for {job}:\n{}", self.stderr))
+    }
+}
+
+/// Runs `ceph-stats-exporter --once ARGS` on `config`, and checks what must hold for any run:
+/// it ends, does not panic, prints no secret and no colour codes into a pipe.
+async fn run(config: &str, args: &[&str]) -> Outcome {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let started = Instant::now();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ceph-stats-exporter"))
+        .arg("--config")
+        .arg(&path)
+        .arg("--once")
+        .args(args)
+        // The default log level and plain text lines, whatever the caller's environment says.
+        .env_remove("CEPH_STATS_EXPORTER_LOG")
+        .env_remove("JOURNAL_STREAM")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .expect("the exporter did not finish within 60s")
+        .unwrap();
+    let out = Outcome {
+        code: output
+            .status
+            .code()
+            .expect("the exporter was killed by a signal"),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    };
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(!all.contains("panicked"), "{all}");
+    assert!(
+        !all.contains(SECRET_KEY),
+        "the secret key was printed:\n{all}"
+    );
+    assert!(
+        !out.stderr.contains('\x1b'),
+        "escape codes in a pipe:\n{all}"
+    );
+    out
+}
+
+fn assert_contains_all(text: &str, fragments: &[&str]) {
+    for f in fragments {
+        assert!(text.contains(f), "{f:?} missing from:\n{text}");
+    }
+}
+
+/// Runs the usage job alone against an admin API answering `reply`. The run must fail with exit
+/// code 1 (a job failed, not a config error) and must upload nothing. Returns the outcome and
+/// the admin API's `/admin/usage` URL as it appears in errors.
+async fn usage_failure(reply: Reply, rgw_extra: &str) -> (Outcome, String) {
+    let (rgw, s3) = (Fake::start(reply).await, Fake::bucket().await);
+    let out = run(
+        &config(&s3, Some(&rgw), None, rgw_extra),
+        &["--job", "rgw_usage"],
+    )
+    .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(rgw.requests().len(), 1, "one GET on the admin API");
+    assert!(
+        s3.requests().is_empty(),
+        "uploaded from a failed collection"
+    );
+    (out, format!("{}/admin/usage", rgw.url))
+}
+
+// ------------------------------------------------------------------ fixtures
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `osd df tree` as the legacy ceph-rest-api serves it: `{"status":"OK","output":<tree>}`.
+fn wrapped_tree(name: &str) -> Vec<u8> {
+    [&br#"{"status":"OK","output":"#[..], &fixture(name), b"}"].concat()
+}
+
+/// A usage answer for any window: nobody did anything.
+const EMPTY_USAGE: &str = r#"{"entries":[],"summary":[]}"#;
+
+const HTML_502: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n\
+                        <body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center>\
+                        </body>\r\n</html>\r\n";
+
+// ------------------------------------------------------------------ the usage job's source
+
+#[tokio::test]
+async fn usage_behind_a_proxy_answering_html_502() {
+    let (out, url) = usage_failure(answer(502, "text/html", HTML_502), "").await;
+    assert_contains_all(
+        out.failure_of("rgw_usage"),
+        &[
+            &format!("collecting: GET {url}: HTTP 502: "),
+            "not an S3 error answer (a proxy in the way?)",
+            // The excerpt, with the line breaks blanked out.
+            "<html>  <head><title>502 Bad Gateway</title></head>  <body>",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn usage_answer_that_is_not_json_says_where_it_broke() {
+    for (body, problem) in [
+        (
+            r#"{"entries":[],"summary":[{"user":"alice","#,
+            "EOF while parsing a value at line 1 column 41",
+        ),
+        (
+            r#"{"entries":[],"summary":[]}}"#,
+            "trailing characters at line 1 column 28",
+        ),
+    ] {
+        let (out, _) = usage_failure(json(body), "").await;
+        assert_contains_all(
+            out.failure_of("rgw_usage"),
+            &[
+                "collecting: usage JSON is malformed or of an unexpected shape",
+                problem,
+            ],
+        );
+    }
+}
+
+#[tokio::test]
+async fn usage_answer_of_the_wrong_shape_is_refused_not_read_as_zero() {
+    let summary = |ops: &str| {
+        format!(
+            r#"{{"summary":[{{"user":"alice","categories":[],"total":{{"bytes_sent":1,"bytes_received":2,"ops":{ops},"successful_ops":3}}}}]}}"#
+        )
+    };
+    for (body, problem) in [
+        (summary("\"3\""), "invalid type: string \"3\", expected u64"),
+        (summary("-3"), "invalid value: integer `-3`, expected u64"),
+    ] {
+        let (out, _) = usage_failure(json(body), "").await;
+        assert_contains_all(
+            out.failure_of("rgw_usage"),
+            &["usage JSON is malformed or of an unexpected shape", problem],
+        );
+    }
+}
+
+#[tokio::test]
+async fn usage_denied_names_the_code_and_the_missing_cap() {
+    let body = r#"{"Code":"AccessDenied","Message":"","RequestId":"x","HostId":"y"}"#;
+    let (out, url) = usage_failure(answer(403, "application/json", body), "").await;
+    assert_contains_all(
+        out.failure_of("rgw_usage"),
+        &[
+            &format!("GET {url}: HTTP 403 AccessDenied: "),
+            &format!("user of access key {ACCESS_KEY} lacks the admin cap to read usage"),
+            "radosgw-admin caps add --uid=<user> --caps=\"usage=read\"",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn usage_server_that_never_answers_times_out() {
+    let (out, url) = usage_failure(Reply::Hang, "timeout = \"1s\"").await;
+    assert_contains_all(
+        out.failure_of("rgw_usage"),
+        &[&format!("GET {url}: timed out after 1s")],
+    );
+    assert!(out.elapsed < Duration::from_secs(10), "{:?}", out.elapsed);
+}
+
+#[tokio::test]
+async fn usage_connection_reset_is_a_transport_error() {
+    let (out, url) = usage_failure(Reply::Reset, "").await;
+    let line = out.failure_of("rgw_usage");
+    assert_contains_all(line, &[&format!("GET {url}: error sending request")]);
+    assert!(
+        line.contains("reset") || line.contains("closed"),
+        "does not say the connection went away: {line}"
+    );
+}
+
+#[tokio::test]
+async fn usage_body_over_max_response_bytes_is_refused() {
+    let big = format!("{EMPTY_USAGE}{}", " ".repeat(1000));
+    // Announced by Content-Length, and discovered while streaming.
+    for sized in [true, false] {
+        let reply = Reply::Http {
+            status: 200,
+            content_type: "application/json",
+            body: big.clone().into(),
+            sized,
+        };
+        let (out, url) = usage_failure(reply, "max_response_bytes = 100").await;
+        assert_contains_all(
+            out.failure_of("rgw_usage"),
+            &[&format!(
+                "GET {url}: response body exceeds the limit of 100 bytes"
+            )],
+        );
+    }
+}
+
+// ------------------------------------------------------------------ the S3 sink
+
+#[tokio::test]
+async fn put_into_a_missing_bucket_names_the_code_and_the_key() {
+    let no_such_bucket = r#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucket</Code><Message></Message><BucketName>info</BucketName></Error>"#;
+    let rgw = Fake::start(json(EMPTY_USAGE)).await;
+    let s3 = Fake::start(answer(404, "application/xml", no_such_bucket)).await;
+    let out = run(&config(&s3, Some(&rgw), None, ""), &["--job", "rgw_usage"]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let puts = s3.requests();
+    assert_eq!(puts.len(), 1);
+    let key = puts[0].target.strip_prefix("/info/").unwrap();
+    assert!(key.starts_with("usage."), "{key}");
+    assert_contains_all(
+        out.failure_of("rgw_usage"),
+        &[
+            &format!("storing object {key}: PUT object {}/info/{key}", s3.url),
+            "HTTP 404 NoSuchBucket: the bucket does not exist: create it first",
+        ],
+    );
+}
+
+// ------------------------------------------------------------------ the pool_df job
+
+#[tokio::test]
+async fn pool_source_answering_html_502_names_the_url() {
+    let (source, s3) = (
+        Fake::start(answer(502, "text/html", HTML_502)).await,
+        Fake::bucket().await,
+    );
+    let out = run(&config(&s3, None, Some(&source), ""), &["--job", "pool_df"]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_contains_all(
+        out.failure_of("pool_df"),
+        &[
+            &format!(
+                "collecting: {}/api/v0.1/osd/df.json?output_method=tree: HTTP 502: <html>",
+                source.url
+            ),
+            "502 Bad Gateway",
+        ],
+    );
+    assert!(s3.requests().is_empty());
+}
+
+#[tokio::test]
+async fn pool_all_zero_tree_after_a_mgr_restart_is_not_archived() {
+    let tree = wrapped_tree("ceph-osd-df-tree.right-after-mgr-restart.json");
+    let (source, s3) = (Fake::start(json(tree)).await, Fake::bucket().await);
+    let out = run(&config(&s3, None, Some(&source), ""), &["--job", "pool_df"]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_contains_all(
+        out.failure_of("pool_df"),
+        &[
+            "every CRUSH root reports kb = 0 (default)",
+            "not archiving zeros",
+        ],
+    );
+    assert!(s3.requests().is_empty(), "zeros were uploaded");
+}
+
+#[tokio::test]
+async fn pool_good_tree_is_uploaded_in_the_original_text_format_signed_and_checksummed() {
+    let (source, s3) = (
+        Fake::start(json(wrapped_tree("ceph-osd-df-tree.json"))).await,
+        Fake::bucket().await,
+    );
+    let before = Utc::now();
+    let out = run(&config(&s3, None, Some(&source), ""), &["--job", "pool_df"]).await;
+    let after = Utc::now();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    let got = source.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].method.as_str(), got[0].target.as_str()),
+        ("GET", "/api/v0.1/osd/df.json?output_method=tree")
+    );
+
+    let puts = s3.requests();
+    assert_eq!(puts.len(), 1);
+    let put = &puts[0];
+    assert_eq!(put.method, "PUT");
+    let body = String::from_utf8(put.body.clone()).unwrap();
+    let (stamp, rest) = body.split_once('>').unwrap();
+    assert_eq!(rest, "default:2097152 kb 2095866 kb_avail 1284 kb_used");
+    // The fire time is "now", truncated to the second; the key is named after it too.
+    let fire: DateTime<Utc> = NaiveDateTime::parse_from_str(stamp, "%Y/%m/%d/%H:%M:%S")
+        .unwrap_or_else(|e| panic!("{stamp:?}: {e}"))
+        .and_utc();
+    assert!(
+        before.timestamp() <= fire.timestamp() && fire <= after,
+        "{fire} not in [{before}, {after}]"
+    );
+    let key = fire.format("pool.%Y-%m-%d/%H/%M/%S").to_string();
+    assert_eq!(put.target, format!("/info/{key}"));
+    assert!(
+        out.stderr.contains(&format!("key=\"{key}\"")),
+        "{}",
+        out.stderr
+    );
+
+    let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&put.body));
+    assert_eq!(put.header("content-md5"), Some(md5.as_str()));
+    assert_eq!(
+        put.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(put.header("x-amz-meta-job"), Some("pool_df"));
+
+    // Recompute the AWS v2 signature from what arrived: it must cover exactly what was sent.
+    let mut amz: Vec<_> = put
+        .headers
+        .iter()
+        .filter(|(n, _)| n.starts_with("x-amz-"))
+        .map(|(n, v)| format!("{n}:{v}\n"))
+        .collect();
+    amz.sort();
+    let header = |name| put.header(name).unwrap_or_default();
+    let string_to_sign = format!(
+        "PUT\n{}\n{}\n{}\n{}{}",
+        header("content-md5"),
+        header("content-type"),
+        header("date"),
+        amz.concat(),
+        put.target
+    );
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(SECRET_KEY.as_bytes()).unwrap();
+    mac.update(string_to_sign.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    assert_eq!(
+        put.header("authorization"),
+        Some(format!("AWS {ACCESS_KEY}:{signature}").as_str())
+    );
+}
+
+// ------------------------------------------------------------------ both jobs
+
+#[tokio::test]
+async fn a_failing_job_does_not_stop_the_other() {
+    let rgw = Fake::start(json("garbage")).await;
+    let source = Fake::start(json(wrapped_tree("ceph-osd-df-tree.json"))).await;
+    let s3 = Fake::bucket().await;
+    let out = run(&config(&s3, Some(&rgw), Some(&source), ""), &[]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_contains_all(
+        out.failure_of("rgw_usage"),
+        &[
+            "usage JSON is malformed",
+            "expected value at line 1 column 1",
+        ],
+    );
+    assert_contains_all(&out.stderr, &["1 of 2 jobs failed: rgw_usage"]);
+    let puts = s3.requests();
+    assert_eq!(puts.len(), 1, "exactly the pool object");
+    assert!(
+        puts[0].target.starts_with("/info/pool."),
+        "{}",
+        puts[0].target
+    );
+    assert!(puts[0]
+        .body
+        .ends_with(b">default:2097152 kb 2095866 kb_avail 1284 kb_used"));
+}
+
+#[tokio::test]
+async fn dry_run_prints_keys_and_bodies_and_uploads_nothing() {
+    let rgw = Fake::start(json(EMPTY_USAGE)).await;
+    let source = Fake::start(json(wrapped_tree("ceph-osd-df-tree.json"))).await;
+    let s3 = Fake::bucket().await;
+    let out = run(&config(&s3, Some(&rgw), Some(&source), ""), &["--dry-run"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_contains_all(
+        &out.stdout,
+        &[
+            "=== pool.",
+            "(text/plain; charset=utf-8, ",
+            ">default:2097152 kb 2095866 kb_avail 1284 kb_used\n",
+            "=== usage.",
+            "\nop: 0 bytes_received:0 bytes_sent:0\n",
+        ],
+    );
+    assert!(s3.requests().is_empty(), "a dry run reached S3");
+}
