@@ -329,11 +329,14 @@ async fn usage_answer_that_is_not_json_says_where_it_broke() {
             "trailing characters at line 1 column 28",
         ),
     ] {
-        let (out, _) = usage_failure(json(body), "").await;
+        let (out, url) = usage_failure(json(body), "").await;
         assert_contains_all(
             out.failure_of("rgw_usage"),
             &[
-                "collecting: usage JSON is malformed or of an unexpected shape",
+                // Which answer was bad: the URL it came from.
+                &format!(
+                    "collecting: answer of {url}: usage JSON is malformed or of an unexpected shape"
+                ),
                 problem,
             ],
         );
@@ -469,6 +472,7 @@ async fn pool_all_zero_tree_after_a_mgr_restart_is_not_archived() {
     assert_contains_all(
         out.failure_of("pool_df"),
         &[
+            &format!("answer of {}", source.url),
             "every CRUSH root reports kb = 0 (default)",
             "not archiving zeros",
         ],
