@@ -77,6 +77,27 @@ struct RawEndpoint {
     connect_timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     timeout: Option<Duration>,
+    #[serde(flatten)]
+    retry: RawRetry,
+}
+
+#[derive(Deserialize, Default)]
+struct RawRetry {
+    retries: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    retry_base: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    retry_max: Option<Duration>,
+}
+
+impl RawRetry {
+    fn over(&self, fallback: &RetryPolicy) -> RetryPolicy {
+        RetryPolicy {
+            retries: self.retries.unwrap_or(fallback.retries),
+            base: self.retry_base.unwrap_or(fallback.base),
+            max: self.retry_max.unwrap_or(fallback.max),
+        }
+    }
 }
 
 /// The admin API endpoint; every key defaults to the `[s3]` one.
@@ -91,6 +112,8 @@ struct RawRgw {
     #[serde(default, with = "humantime_serde")]
     timeout: Option<Duration>,
     max_response_bytes: Option<u64>,
+    #[serde(flatten)]
+    retry: RawRetry,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -181,6 +204,38 @@ pub enum Detail {
     Osds,
 }
 
+/// How often and how patiently a failed request is tried again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts after the first.
+    pub retries: u32,
+    /// The first backoff; each later one doubles, up to `max`.
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 4,
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(20),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `attempt` (1-based): "full jitter", a uniform draw below
+    /// the exponential bound, so that many exporters do not retry in step.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let bound = self
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(self.max);
+        bound.mul_f64(fastrand::f64())
+    }
+}
+
 /// An HTTP(S) endpoint with its credentials and timeouts.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
@@ -190,6 +245,7 @@ pub struct Endpoint {
     pub connect_timeout: Duration,
     pub timeout: Duration,
     pub max_response_bytes: u64,
+    pub retry: RetryPolicy,
 }
 
 /// Where `osd df tree` comes from.
@@ -433,6 +489,7 @@ fn endpoint(cx: &Ctx<'_>, e: &RawEndpoint) -> Result<Endpoint, ConfigError> {
         connect_timeout: e.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
         timeout: e.timeout.unwrap_or(DEFAULT_TIMEOUT),
         max_response_bytes: DEFAULT_MAX_RESPONSE,
+        retry: e.retry.over(&RetryPolicy::default()),
     })
 }
 
@@ -463,6 +520,7 @@ fn rgw_endpoint(
         connect_timeout: r.connect_timeout.unwrap_or(s3.connect_timeout),
         timeout: r.timeout.unwrap_or(s3.timeout),
         max_response_bytes: r.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE),
+        retry: r.retry.over(&s3.retry),
     })
 }
 
@@ -676,6 +734,46 @@ schedule = "0 5 * * * *"
             .unwrap_err()
             .to_string();
         assert!(err.contains("xml"), "{err}");
+    }
+
+    #[test]
+    fn retry_policy_is_read_and_rgw_inherits_it() {
+        let c = load(&MINIMAL.replace(
+            "secret_key = \"SK-very-secret\"",
+            "secret_key = \"SK-very-secret\"\nretries = 2\nretry_base = \"10ms\"",
+        ))
+        .unwrap();
+        let want = RetryPolicy {
+            retries: 2,
+            base: Duration::from_millis(10),
+            max: Duration::from_secs(20),
+        };
+        assert_eq!(c.s3.retry, want);
+        assert_eq!(c.rgw_usage.unwrap().rgw.retry, want);
+        let err = load(&MINIMAL.replace("access_key = \"AK\"", "access_key = \"AK\"\nretrys = 2"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retrys"), "{err}");
+        let (line, key, _) = invalid(&MINIMAL.replace("http://127.0.0.1:8000", "ftp://x"));
+        assert_eq!((line, key.as_str()), (Some(3), "s3.endpoint"));
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_below_the_cap() {
+        let p = RetryPolicy {
+            retries: 10,
+            base: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        for attempt in 1..=10 {
+            let bound = Duration::from_millis(100 * (1 << (attempt - 1))).min(p.max);
+            for _ in 0..50 {
+                assert!(p.delay(attempt) <= bound, "attempt {attempt}");
+            }
+        }
+        // Jitter: draws differ.
+        let draws: std::collections::HashSet<_> = (0..20).map(|_| p.delay(5)).collect();
+        assert!(draws.len() > 1);
     }
 
     #[test]

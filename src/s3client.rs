@@ -4,7 +4,8 @@
 //! and the response size limit, and turns an error answer (XML from the S3 API, JSON from the
 //! admin API, anything at all from a proxy) into an [`S3Error`] that says what to do.
 
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -52,6 +53,8 @@ impl S3Error {
 pub struct S3Client {
     http: reqwest::Client,
     endpoint: Endpoint,
+    /// Server time minus local time, learnt from a `RequestTimeTooSkewed` answer.
+    clock_offset_ms: AtomicI64,
 }
 
 impl std::fmt::Debug for S3Client {
@@ -89,6 +92,7 @@ impl S3Client {
         Ok(S3Client {
             http,
             endpoint: endpoint.clone(),
+            clock_offset_ms: AtomicI64::new(0),
         })
     }
 
@@ -173,14 +177,72 @@ impl S3Client {
         Ok(url)
     }
 
+    /// Sends a request, retrying what retrying can fix (see [`verdict`]) with exponential
+    /// backoff and full jitter, and correcting for a skewed clock once.
     async fn send(&self, req: Req<'_>) -> Result<Vec<u8>, S3Error> {
-        let url = self.url_for(&req)?;
+        let policy = &self.endpoint.retry;
+        let mut clock_fixed = false;
+        let mut attempt = 0;
+        loop {
+            let (err, server_date, sent_at) = match self.send_once(&req).await {
+                Ok(body) => return Ok(body),
+                Err(failure) => failure,
+            };
+            match verdict(&err, clock_fixed) {
+                Verdict::Fail => return Err(err),
+                Verdict::FixClock => {
+                    let Some(server) = server_date else {
+                        return Err(err);
+                    };
+                    let offset = millis_between(sent_at, server);
+                    self.clock_offset_ms.store(offset, Ordering::Relaxed);
+                    clock_fixed = true;
+                    tracing::warn!(
+                        local = %DateTime::<Utc>::from(sent_at).to_rfc3339(),
+                        server = %DateTime::<Utc>::from(server).to_rfc3339(),
+                        offset_ms = offset,
+                        "{}: the local clock is off; signing with the server's time from now on. Fix NTP.",
+                        self.endpoint.url
+                    );
+                }
+                Verdict::Retry if attempt >= policy.retries => return Err(err),
+                Verdict::Retry => {
+                    attempt += 1;
+                    let delay = policy.delay(attempt);
+                    tracing::warn!(
+                        "{err}; retry {attempt}/{} in {:.1}s",
+                        policy.retries,
+                        delay.as_secs_f64()
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// The local time corrected by the offset learnt from a `RequestTimeTooSkewed`.
+    fn now(&self) -> SystemTime {
+        let offset = self.clock_offset_ms.load(Ordering::Relaxed);
+        let magnitude = Duration::from_millis(offset.unsigned_abs());
+        if offset >= 0 {
+            SystemTime::now() + magnitude
+        } else {
+            SystemTime::now() - magnitude
+        }
+    }
+
+    /// One attempt. A failure carries the server's `Date` (for the clock) and the signing time.
+    async fn send_once(
+        &self,
+        req: &Req<'_>,
+    ) -> Result<Vec<u8>, (S3Error, Option<SystemTime>, SystemTime)> {
+        let sent_at = self.now();
+        let fail = |e: S3Error| (e, None, sent_at);
+        let url = self.url_for(req).map_err(fail)?;
         // What the server sees must be what was signed: sign the path as the URL holds it.
         let shown = format!("{}{}", url.origin().ascii_serialization(), url.path());
-        let sent_at = SystemTime::now();
-        let date = httpdate::fmt_http_date(sent_at);
-        let mut headers = req.headers;
-        headers.push(("Date".to_string(), date));
+        let mut headers = req.headers.clone();
+        headers.push(("Date".to_string(), httpdate::fmt_http_date(sent_at)));
         let pairs: Vec<(&str, &str)> = headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
@@ -200,25 +262,29 @@ impl S3Client {
             .iter()
             .chain([&("Authorization".to_string(), authorization)])
         {
-            let bad = |reason: String| S3Error::Request {
-                what: format!("header {name}"),
-                reason,
+            let bad = |reason: String| {
+                fail(S3Error::Request {
+                    what: format!("header {name}"),
+                    reason,
+                })
             };
             let n = HeaderName::from_bytes(name.as_bytes()).map_err(|e| bad(e.to_string()))?;
             let v = HeaderValue::from_str(value).map_err(|e| bad(e.to_string()))?;
             map.append(n, v);
         }
         let timeout = self.endpoint.timeout;
-        let http_err = |source| S3Error::Http {
-            op: req.op,
-            url: shown.clone(),
-            source,
+        let http_err = |source| {
+            fail(S3Error::Http {
+                op: req.op,
+                url: shown.clone(),
+                source,
+            })
         };
         let resp = self
             .http
             .request(req.method.clone(), url.clone())
             .headers(map)
-            .body(req.body)
+            .body(req.body.clone())
             .send()
             .await
             .map_err(|e| http_err(http::classify(e, timeout)))?;
@@ -248,13 +314,64 @@ impl S3Client {
                 server_date,
             },
         );
-        Err(S3Error::Api {
-            op: req.op,
-            url: shown,
-            status: status.as_u16(),
-            code,
-            hint,
-        })
+        Err((
+            S3Error::Api {
+                op: req.op,
+                url: shown,
+                status: status.as_u16(),
+                code,
+                hint,
+            },
+            server_date,
+            sent_at,
+        ))
+    }
+}
+
+/// Signed milliseconds from `a` to `b`.
+fn millis_between(a: SystemTime, b: SystemTime) -> i64 {
+    match b.duration_since(a) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+/// What to do about a failed attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// The server or the network may do better next time.
+    Retry,
+    /// Our clock is off: learn the server's and sign again (once).
+    FixClock,
+    /// Retrying cannot help (wrong key, missing bucket, no caps, bad request).
+    Fail,
+}
+
+fn verdict(err: &S3Error, clock_fixed: bool) -> Verdict {
+    match err {
+        S3Error::Api { code, .. } if code.as_deref() == Some("RequestTimeTooSkewed") => {
+            if clock_fixed {
+                Verdict::Fail
+            } else {
+                Verdict::FixClock
+            }
+        }
+        S3Error::Api { status, code, .. } => {
+            let transient_code = matches!(
+                code.as_deref(),
+                Some("SlowDown" | "ServiceUnavailable" | "InternalError" | "RequestTimeout")
+            );
+            if *status >= 500 || *status == 429 || transient_code {
+                Verdict::Retry
+            } else {
+                Verdict::Fail
+            }
+        }
+        S3Error::Http {
+            source: HttpError::Timeout(_) | HttpError::Transport(_),
+            ..
+        } => Verdict::Retry,
+        S3Error::Http { .. } | S3Error::Request { .. } => Verdict::Fail,
     }
 }
 
@@ -435,6 +552,57 @@ mod tests {
         )
         .unwrap();
         assert!(h.contains("<html>bad gateway"), "{h}");
+    }
+
+    fn api(status: u16, code: Option<&str>) -> S3Error {
+        S3Error::Api {
+            op: "PUT object",
+            url: "u".into(),
+            status,
+            code: code.map(str::to_string),
+            hint: None,
+        }
+    }
+
+    #[test]
+    fn retry_only_what_retrying_can_fix() {
+        use Verdict::*;
+        let http = |source| S3Error::Http {
+            op: "GET",
+            url: "u".into(),
+            source,
+        };
+        let cases = [
+            (api(503, Some("SlowDown")), Retry),
+            (api(500, None), Retry),
+            (api(502, None), Retry),
+            (api(429, None), Retry),
+            (api(400, Some("RequestTimeout")), Retry),
+            (http(HttpError::Timeout(Duration::from_secs(1))), Retry),
+            (
+                http(HttpError::Transport("connection refused".into())),
+                Retry,
+            ),
+            (api(403, Some("AccessDenied")), Fail),
+            (api(403, Some("InvalidAccessKeyId")), Fail),
+            (api(403, Some("SignatureDoesNotMatch")), Fail),
+            (api(404, Some("NoSuchBucket")), Fail),
+            (api(400, Some("BadDigest")), Fail),
+            (http(HttpError::TooLarge { limit: 1 }), Fail),
+            (api(403, Some("RequestTimeTooSkewed")), FixClock),
+        ];
+        for (err, want) in cases {
+            assert_eq!(verdict(&err, false), want, "{err}");
+        }
+        // The clock is corrected once; a second skew answer is final.
+        assert_eq!(verdict(&api(403, Some("RequestTimeTooSkewed")), true), Fail);
+    }
+
+    #[test]
+    fn clock_offsets_are_signed() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        assert_eq!(millis_between(t, t + Duration::from_millis(1500)), 1500);
+        assert_eq!(millis_between(t + Duration::from_secs(2), t), -2000);
     }
 
     #[test]

@@ -80,13 +80,22 @@ struct Fake {
 
 impl Fake {
     async fn start(reply: Reply) -> Fake {
+        Fake::script(vec![reply]).await
+    }
+
+    /// Answers the n-th connection with `replies[n]`, and every later one with the last reply.
+    async fn script(replies: Vec<Reply>) -> Fake {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
         let log = requests.clone();
         tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, reply.clone(), log.clone()));
+            for n in 0.. {
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
+                let reply = replies[n.min(replies.len() - 1)].clone();
+                tokio::spawn(serve(stream, reply, log.clone()));
             }
         });
         Fake { url, requests }
@@ -118,7 +127,9 @@ async fn serve(mut stream: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Request>>
             // Clients ignore the reason phrase; one closed connection per request keeps the
             // fake simple.
             let mut head = format!(
-                "HTTP/1.1 {status} Fake\r\nContent-Type: {content_type}\r\nConnection: close\r\n"
+                "HTTP/1.1 {status} Fake\r\nContent-Type: {content_type}\r\nConnection: close\r\n\
+                 Date: {}\r\n",
+                httpdate::fmt_http_date(std::time::SystemTime::now())
             );
             if sized {
                 head.push_str(&format!("Content-Length: {}\r\n", body.len()));
@@ -176,8 +187,10 @@ async fn read_request(stream: &mut TcpStream) -> Option<Request> {
 /// A config writing to `s3`; each job is enabled when it has a source. `rgw_extra` is added to
 /// the `[rgw]` table.
 fn config(s3: &Fake, usage: Option<&Fake>, pool: Option<&Fake>, rgw_extra: &str) -> String {
+    // No retries unless a test asks for them: each case here is about one answer.
     let mut c = format!(
-        "[s3]\nendpoint = \"{}\"\naccess_key = \"{ACCESS_KEY}\"\nsecret_key = \"{SECRET_KEY}\"\n",
+        "[s3]\nendpoint = \"{}\"\naccess_key = \"{ACCESS_KEY}\"\nsecret_key = \"{SECRET_KEY}\"\n\
+         retries = 0\n",
         s3.url
     );
     if let Some(rgw) = usage {
@@ -437,6 +450,94 @@ async fn put_into_a_missing_bucket_names_the_code_and_the_key() {
             &format!("storing object {key}: PUT object {}/info/{key}", s3.url),
             "HTTP 404 NoSuchBucket: the bucket does not exist: create it first",
         ],
+    );
+}
+
+// ------------------------------------------------------------------ retries
+
+/// Asks for retries with short backoffs: `config` turns them off by default.
+fn with_retries(config: String, retries: u32) -> String {
+    config.replacen(
+        "retries = 0\n",
+        &format!("retries = {retries}\nretry_base = \"20ms\"\nretry_max = \"100ms\"\n"),
+        1,
+    )
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_until_the_upload_lands() {
+    let rgw = Fake::script(vec![
+        Reply::Reset,
+        answer(
+            503,
+            "application/xml",
+            "<?xml version=\"1.0\"?><Error><Code>SlowDown</Code></Error>",
+        ),
+        json(EMPTY_USAGE),
+    ])
+    .await;
+    let s3 = Fake::script(vec![
+        answer(500, "text/html", HTML_502),
+        Reply::Reset,
+        answer(200, "text/plain", ""),
+    ])
+    .await;
+    let cfg = with_retries(config(&s3, Some(&rgw), None, ""), 3);
+    let out = run(&cfg, &["--job", "rgw_usage"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(rgw.requests().len(), 3);
+    let puts = s3.requests();
+    assert_eq!(puts.len(), 3);
+    // Every attempt sends the same object, and each is signed afresh.
+    assert!(puts
+        .iter()
+        .all(|p| p.body == puts[2].body && p.target == puts[2].target));
+    assert_contains_all(&out.stderr, &["retry 1/3", "retry 2/3", "SlowDown"]);
+}
+
+#[tokio::test]
+async fn retries_stop_at_the_limit_and_errors_that_retrying_cannot_fix_fail_at_once() {
+    let rgw = Fake::start(answer(502, "text/html", HTML_502)).await;
+    let cfg = with_retries(config(&Fake::bucket().await, Some(&rgw), None, ""), 2);
+    let out = run(&cfg, &["--job", "rgw_usage"]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(rgw.requests().len(), 3, "one attempt and two retries");
+
+    let denied = r#"{"Code":"AccessDenied","Message":"","RequestId":"x","HostId":"y"}"#;
+    let rgw = Fake::start(answer(403, "application/json", denied)).await;
+    let cfg = with_retries(config(&Fake::bucket().await, Some(&rgw), None, ""), 5);
+    let out = run(&cfg, &["--job", "rgw_usage"]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(rgw.requests().len(), 1, "AccessDenied is not retried");
+}
+
+#[tokio::test]
+async fn a_skewed_clock_is_corrected_from_the_servers_date_once() {
+    let skewed = "<?xml version=\"1.0\"?><Error><Code>RequestTimeTooSkewed</Code></Error>";
+    // The fake's Date header is its own (correct) clock; the exporter's clock is not skewed
+    // here, so the corrected signature date stays within a second of the first one.
+    let rgw = Fake::script(vec![
+        answer(403, "application/xml", skewed),
+        json(EMPTY_USAGE),
+    ])
+    .await;
+    let s3 = Fake::bucket().await;
+    let out = run(&config(&s3, Some(&rgw), None, ""), &["--job", "rgw_usage"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        rgw.requests().len(),
+        2,
+        "one corrected retry, even with retries = 0"
+    );
+    assert_contains_all(&out.stderr, &["the local clock is off", "Fix NTP"]);
+
+    let rgw = Fake::start(answer(403, "application/xml", skewed)).await;
+    let out = run(&config(&s3, Some(&rgw), None, ""), &["--job", "rgw_usage"]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(
+        rgw.requests().len(),
+        2,
+        "corrected once, then the error stands"
     );
 }
 
