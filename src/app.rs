@@ -1,13 +1,26 @@
-//! Assembling the configured jobs and the sink from a [`Config`].
+//! Assembling the configured jobs, the delivery path and the state from a [`Config`].
 
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::delivery::Delivery;
 use crate::jobs::pool_df::PoolDf;
 use crate::jobs::rgw_usage::RgwUsage;
-use crate::pipeline::JobSpec;
+use crate::pipeline::{Context, JobSpec};
 use crate::s3client::{S3Client, S3Error};
-use crate::sink::{DryRunSink, S3Sink, Sink};
+use crate::sink::{DryRunSink, S3Sink};
+use crate::spool::{Spool, SpoolError};
+use crate::state::{StateDir, StateError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    S3(#[from] S3Error),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
 
 /// The enabled jobs, in a fixed order (capacity first).
 pub fn jobs(config: &Config) -> Result<Vec<JobSpec>, S3Error> {
@@ -22,6 +35,7 @@ pub fn jobs(config: &Config) -> Result<Vec<JobSpec>, S3Error> {
             schedule: p.common.schedule.clone(),
             key: p.common.key.clone(),
             format: p.common.format,
+            catch_up_limit: 0,
         });
     }
     if let Some(u) = &config.rgw_usage {
@@ -30,6 +44,7 @@ pub fn jobs(config: &Config) -> Result<Vec<JobSpec>, S3Error> {
                 admin: S3Client::new(&u.rgw)?,
                 window: u.window,
                 time_zone: config.time_zone,
+                settle: u.settle,
                 show_entries: u.show_entries,
                 uid: u.uid.clone(),
                 cluster_fsid: config.cluster_fsid.clone(),
@@ -37,18 +52,29 @@ pub fn jobs(config: &Config) -> Result<Vec<JobSpec>, S3Error> {
             schedule: u.common.schedule.clone(),
             key: u.common.key.clone(),
             format: u.common.format,
+            catch_up_limit: u.catch_up_limit,
         });
     }
     Ok(specs)
 }
 
-/// Where objects go: the configured bucket, or standard output for a dry run.
-pub fn sink(config: &Config, dry_run: bool) -> Result<Arc<dyn Sink>, S3Error> {
+/// Where objects go and what is remembered: the bucket with the spool and job state in the
+/// state directory, or, for a dry run, standard output and nothing remembered.
+pub fn context(config: &Config, dry_run: bool) -> Result<Context, AppError> {
     if dry_run {
-        return Ok(Arc::new(DryRunSink));
+        return Ok(Context {
+            delivery: Delivery::new(Arc::new(DryRunSink), None),
+            state: None,
+        });
     }
-    Ok(Arc::new(S3Sink {
+    let state = StateDir::open(&config.state_dir)?;
+    let spool = Spool::open(&state.path().join("spool"), config.spool_max_bytes)?;
+    let sink = S3Sink {
         client: S3Client::new(&config.s3)?,
         bucket: config.bucket.clone(),
-    }))
+    };
+    Ok(Context {
+        delivery: Delivery::new(Arc::new(sink), Some(spool)),
+        state: Some(state),
+    })
 }

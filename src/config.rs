@@ -61,6 +61,10 @@ struct RawExporter {
     #[serde(default, with = "humantime_serde")]
     shutdown_timeout: Option<Duration>,
     cluster_fsid: Option<String>,
+    state_dir: Option<PathBuf>,
+    spool_max_bytes: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    flush_interval: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -150,6 +154,9 @@ struct RawJob {
     window: Option<Spanned<String>>,
     show_entries: Option<Spanned<bool>>,
     uid: Option<Spanned<String>>,
+    #[serde(default, with = "humantime_serde")]
+    settle: Option<Duration>,
+    catch_up_limit: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -306,6 +313,8 @@ pub struct PoolDfConfig {
 pub struct RgwUsageConfig {
     pub common: JobCommon,
     pub window: WindowLength,
+    pub settle: Duration,
+    pub catch_up_limit: usize,
     pub show_entries: bool,
     pub uid: Option<String>,
     pub rgw: Endpoint,
@@ -316,6 +325,11 @@ pub struct Config {
     pub time_zone: Tz,
     pub shutdown_timeout: Duration,
     pub cluster_fsid: Option<String>,
+    /// Job state and the spool.
+    pub state_dir: PathBuf,
+    pub spool_max_bytes: u64,
+    /// How often the spool is retried.
+    pub flush_interval: Duration,
     /// Where snapshots are written.
     pub s3: Endpoint,
     pub bucket: String,
@@ -418,6 +432,10 @@ impl Config {
                         ("window", j.window.as_ref().map(Spanned::span)),
                         ("show_entries", j.show_entries.as_ref().map(Spanned::span)),
                         ("uid", j.uid.as_ref().map(Spanned::span)),
+                        (
+                            "catch_up_limit",
+                            j.catch_up_limit.as_ref().map(Spanned::span),
+                        ),
                     ],
                 )?;
                 Some(PoolDfConfig {
@@ -446,10 +464,16 @@ impl Config {
                         .parse()
                         .map_err(|e| cx.err(Some(w.span()), "jobs.rgw_usage.window", e))?,
                 };
+                let common = common(&cx, &j, "rgw_usage", "usage.%Y-%m-%d/%H/%M/%S")?;
+                let schedule_span = j.schedule.as_ref().or(j.every.as_ref()).map(Spanned::span);
+                covers_every_window(&common.schedule, window)
+                    .map_err(|e| cx.err(schedule_span, "jobs.rgw_usage.schedule", e))?;
                 Some(RgwUsageConfig {
-                    common: common(&cx, &j, "rgw_usage", "usage.%Y-%m-%d/%H/%M/%S")?,
+                    common,
                     window,
-                    show_entries: j.show_entries.map_or(true, Spanned::into_inner),
+                    settle: j.settle.unwrap_or(Duration::from_secs(60)),
+                    catch_up_limit: j.catch_up_limit.map_or(24, Spanned::into_inner),
+                    show_entries: j.show_entries.is_none_or(Spanned::into_inner),
                     uid: j.uid.map(Spanned::into_inner),
                     rgw: rgw_endpoint(&cx, &s3, raw.rgw.as_ref())?,
                 })
@@ -464,6 +488,17 @@ impl Config {
                 .shutdown_timeout
                 .unwrap_or(Duration::from_secs(30)),
             cluster_fsid: raw.exporter.cluster_fsid,
+            // systemd's StateDirectory= says where, when there is one.
+            state_dir: raw.exporter.state_dir.unwrap_or_else(|| {
+                std::env::var_os("STATE_DIRECTORY")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("/var/lib/ceph-stats-exporter"))
+            }),
+            spool_max_bytes: raw.exporter.spool_max_bytes.unwrap_or(1 << 30),
+            flush_interval: raw
+                .exporter
+                .flush_interval
+                .unwrap_or(Duration::from_secs(30)),
             s3,
             bucket: raw.s3.bucket,
             pool_df,
@@ -578,6 +613,33 @@ fn common(
         key,
         format: c.format,
     })
+}
+
+/// Every usage window must be asked for by some fire, or it would never be archived (nor
+/// caught up, since a missed window is named after the fire that should have asked for it).
+fn covers_every_window(schedule: &Schedule, window: WindowLength) -> Result<(), String> {
+    let longest = match window {
+        WindowLength::Hours(h) => chrono::TimeDelta::hours(i64::from(h)),
+        // A calendar day lasts 23 to 25 hours across DST changes.
+        WindowLength::Day => chrono::TimeDelta::hours(25),
+    };
+    let mut t = chrono::Utc::now();
+    for _ in 0..400 {
+        let (Some(a), Some(b)) = (
+            schedule.next_after(t),
+            schedule.next_after(t).and_then(|a| schedule.next_after(a)),
+        ) else {
+            break;
+        };
+        if b - a > longest {
+            return Err(format!(
+                "fires {a} and {b} are further apart than the {window} window: the windows \
+                 between them would never be archived; fire at least once per window"
+            ));
+        }
+        t = a;
+    }
+    Ok(())
 }
 
 /// A key of the other job, given to this one, is a mistake worth naming.

@@ -4,6 +4,8 @@
 //! repeated run (or a second exporter on the same schedule) writes the same key. The defaults
 //! reproduce the tool this one replaces: `pool.%Y-%m-%d/%H/%M/%S`, `usage.%Y-%m-%d/%H/%M/%S`.
 
+use std::fmt::Write as _;
+
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Utc};
 
@@ -39,8 +41,13 @@ impl KeyTemplate {
         if template.starts_with('/') {
             return Err(KeyTemplateError::LeadingSlash(template.to_string()));
         }
-        // chrono panics when formatting an invalid item, so they are refused here, once.
-        if StrftimeItems::new(template).any(|i| matches!(i, Item::Error)) {
+        // chrono panics when `to_string` meets an item it cannot format (an invalid field, or
+        // a parse-only one such as `%#z`), so a trial rendering refuses those here, once.
+        let items: Vec<Item> = StrftimeItems::new(template).collect();
+        let mut trial = String::new();
+        let renders = !items.iter().any(|i| matches!(i, Item::Error))
+            && write!(trial, "{}", Utc::now().format_with_items(items.iter())).is_ok();
+        if !renders {
             return Err(KeyTemplateError::BadField(template.to_string()));
         }
         Ok(KeyTemplate(template.to_string()))
@@ -104,6 +111,11 @@ mod tests {
         ));
         assert!(matches!(
             KeyTemplate::parse("x.%"),
+            Err(KeyTemplateError::BadField(_))
+        ));
+        // A parse-only field is valid strftime for chrono, yet cannot be rendered.
+        assert!(matches!(
+            KeyTemplate::parse("x.%S%#z"),
             Err(KeyTemplateError::BadField(_))
         ));
         assert!(matches!(

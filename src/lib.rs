@@ -6,8 +6,10 @@
 //! parts (signing, key templates, windows, parsing, formatting) do no I/O.
 
 pub mod app;
+pub mod catchup;
 pub mod ceph_source;
 pub mod config;
+pub mod delivery;
 pub mod format;
 pub mod http;
 pub mod jobs;
@@ -21,6 +23,8 @@ pub mod scheduler;
 pub mod secret;
 pub mod sink;
 pub mod snapshot;
+pub mod spool;
+pub mod state;
 #[cfg(test)]
 mod testutil;
 pub mod usage;

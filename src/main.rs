@@ -2,13 +2,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use clap::{Parser, ValueEnum};
 
 use ceph_stats_exporter::config::Config;
 use ceph_stats_exporter::jobs::Fire;
-use ceph_stats_exporter::pipeline::{self, JobSpec};
+use ceph_stats_exporter::pipeline::{self, Context, JobSpec};
 use ceph_stats_exporter::window::Window;
 use ceph_stats_exporter::{app, scheduler};
 
@@ -117,12 +118,18 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     if specs.is_empty() {
         return Err(format!("{}: no job is enabled", cli.config.display()));
     }
-    let sink = app::sink(&config, cli.dry_run).map_err(|e| e.to_string())?;
+    let cx = app::context(&config, cli.dry_run).map_err(|e| e.to_string())?;
 
     if !cli.once {
-        scheduler::run(specs, sink, config.shutdown_timeout, shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())?;
+        scheduler::run(
+            specs,
+            Arc::new(cx),
+            config.shutdown_timeout,
+            config.flush_interval,
+            shutdown_signal(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -134,27 +141,51 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             tracing::warn!(end = %w.end, "the window is not complete yet: its numbers can still grow");
         }
     }
-    let fire = Fire {
-        time: explicit_window.map_or(now, |w| w.end),
-        window: explicit_window,
-    };
-    Ok(run_once(&specs, fire, sink.as_ref()).await)
+    Ok(run_once(&specs, now, explicit_window, &cx).await)
 }
 
 async fn run_once(
     specs: &[JobSpec],
-    fire: Fire,
-    sink: &dyn ceph_stats_exporter::sink::Sink,
+    now: DateTime<Utc>,
+    explicit_window: Option<Window>,
+    cx: &Context,
 ) -> ExitCode {
+    // What earlier runs spooled goes first, to keep the order.
+    match cx.delivery.flush().await {
+        Ok(r) if r.stored > 0 || r.left > 0 => {
+            tracing::info!(stored = r.stored, left = r.left, "spool from earlier runs")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!("spool: {e}"),
+    }
     let mut failed = Vec::new();
     for spec in specs {
         let name = spec.job.name();
-        match pipeline::run(spec, fire, sink).await {
-            Ok(key) => tracing::info!(job = name, key, to = %sink.describe(), "stored"),
-            Err(e) => {
-                tracing::error!(job = name, "failed: {e}");
-                failed.push(name);
+        let outcome = match explicit_window {
+            Some(w) => {
+                let fire = Fire {
+                    time: w.end,
+                    window: Some(w),
+                };
+                pipeline::run_explicit(spec, fire, cx).await
             }
+            None => pipeline::run_fire(spec, now, cx).await,
+        };
+        for key in &outcome.stored {
+            tracing::info!(job = name, key, to = %cx.delivery.describe(), "stored");
+        }
+        for key in &outcome.spooled {
+            tracing::warn!(
+                job = name,
+                key,
+                "spooled, not yet in S3: the next run or the daemon uploads it"
+            );
+        }
+        for e in &outcome.errors {
+            tracing::error!(job = name, "failed: {e}");
+        }
+        if !outcome.ok() {
+            failed.push(name);
         }
     }
     if failed.is_empty() {

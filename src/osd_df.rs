@@ -104,7 +104,11 @@ pub fn parse(json: &[u8]) -> Result<CapacityReport, OsdDfError> {
         return Err(OsdDfError::ZeroCapacity { roots });
     }
     for root in &report.roots {
-        if root.kb_used.saturating_add(root.kb_avail) > root.kb {
+        if root
+            .kb_used
+            .checked_add(root.kb_avail)
+            .is_none_or(|sum| sum > root.kb)
+        {
             return Err(OsdDfError::Inconsistent {
                 name: root.name.clone(),
                 kb: root.kb,
@@ -184,6 +188,16 @@ mod tests {
     fn rejects_a_root_whose_parts_exceed_its_size() {
         let good = String::from_utf8(fixture("ceph-osd-df-tree.json")).unwrap();
         let bad = good.replacen("\"kb_used\":1284", "\"kb_used\":9999999", 1);
+        assert!(matches!(
+            parse(bad.as_bytes()),
+            Err(OsdDfError::Inconsistent { .. })
+        ));
+        // A sum that overflows 64 bits is inconsistent too, not saturated into range.
+        let max = u64::MAX;
+        let bad = good
+            .replacen("\"kb\":2097152", &format!("\"kb\":{max}"), 1)
+            .replacen("\"kb_used\":1284", &format!("\"kb_used\":{max}"), 1)
+            .replacen("\"kb_avail\":2095866", &format!("\"kb_avail\":{max}"), 1);
         assert!(matches!(
             parse(bad.as_bytes()),
             Err(OsdDfError::Inconsistent { .. })

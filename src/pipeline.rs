@@ -1,21 +1,37 @@
-//! One run of one job: collect, format, name, deliver. The scheduler and `--once` both call
-//! [`run`]; nothing here knows when or why it was called.
+//! One fire of one job: plan (catch-up of missed usage windows), collect, format, name,
+//! deliver, and remember what was delivered. The scheduler and `--once` both call [`run_fire`];
+//! nothing here knows when or why it was called.
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
+use crate::catchup;
+use crate::delivery::{Delivered, Delivery, DeliveryError};
 use crate::format::{self, Format};
 use crate::jobs::{Fire, Job, JobError};
 use crate::keys::KeyTemplate;
-use crate::sink::{Object, Sink, SinkError};
+use crate::schedule::Schedule;
+use crate::sink::Object;
 use crate::snapshot::{Snapshot, SnapshotData};
+use crate::state::{JobState, StateDir};
 
 /// A configured job: what it collects and how its objects are named and formatted.
 #[derive(Clone)]
 pub struct JobSpec {
     pub job: Arc<dyn Job>,
-    pub schedule: crate::schedule::Schedule,
+    pub schedule: Schedule,
     pub key: KeyTemplate,
     pub format: Format,
+    /// At most this many missed windows are fetched per fire.
+    pub catch_up_limit: usize,
+}
+
+/// What a run needs besides the job.
+pub struct Context {
+    pub delivery: Delivery,
+    /// Where job state is kept; `None` (dry runs) keeps none and catches nothing up.
+    pub state: Option<StateDir>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +39,25 @@ pub enum RunError {
     #[error("collecting: {0}")]
     Collect(#[from] JobError),
     #[error("storing object {key}: {source}")]
-    Deliver { key: String, source: SinkError },
+    Deliver { key: String, source: DeliveryError },
+    #[error("job state: {0}")]
+    State(#[from] crate::state::StateError),
+}
+
+/// What one fire did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Keys stored in the sink.
+    pub stored: Vec<String>,
+    /// Keys kept in the spool, to be uploaded later.
+    pub spooled: Vec<String>,
+    pub errors: Vec<RunError>,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty() && self.spooled.is_empty()
+    }
 }
 
 /// Turns a snapshot into the object that stores it.
@@ -47,20 +81,146 @@ pub fn to_object(snapshot: &Snapshot, key: &KeyTemplate, format: Format) -> Obje
     Object {
         key: key.render(snapshot.fire_time),
         body: format::render(snapshot, format),
-        content_type: format.content_type(),
+        content_type: format.content_type().to_string(),
         metadata,
     }
 }
 
-/// Collects and delivers one snapshot; returns the key written.
-pub async fn run(spec: &JobSpec, fire: Fire, sink: &dyn Sink) -> Result<String, RunError> {
+/// Collects and delivers one snapshot.
+async fn deliver_one(
+    spec: &JobSpec,
+    fire: Fire,
+    delivery: &Delivery,
+    outcome: &mut Outcome,
+) -> Result<(), RunError> {
     let snapshot = spec.job.collect(fire).await?;
     let object = to_object(&snapshot, &spec.key, spec.format);
-    sink.put(&object)
-        .await
-        .map_err(|source| RunError::Deliver {
-            key: object.key.clone(),
-            source,
-        })?;
-    Ok(object.key)
+    let key = object.key.clone();
+    match delivery.deliver(object).await {
+        Ok(Delivered::Stored) => outcome.stored.push(key),
+        Ok(Delivered::Spooled(_)) => outcome.spooled.push(key),
+        Err(source) => return Err(RunError::Deliver { key, source }),
+    }
+    Ok(())
+}
+
+/// One explicit run (`--once --from/--to`): no catch-up, no state change.
+pub async fn run_explicit(spec: &JobSpec, fire: Fire, cx: &Context) -> Outcome {
+    let mut outcome = Outcome::default();
+    if let Err(e) = deliver_one(spec, fire, &cx.delivery, &mut outcome).await {
+        outcome.errors.push(e);
+    }
+    outcome
+}
+
+/// One scheduled fire: missed windows first (oldest first), then the fire's own snapshot.
+pub async fn run_fire(spec: &JobSpec, fire_time: DateTime<Utc>, cx: &Context) -> Outcome {
+    let name = spec.job.name();
+    let mut outcome = Outcome::default();
+    // A state file that cannot be read is left alone (not overwritten) and the fire runs
+    // without catch-up: refusing to run would lose this fire's data too.
+    let (mut state, keep_state) = match cx.state.as_ref().map(|s| s.load(name)) {
+        None => (JobState::default(), false),
+        Some(Ok(st)) => (st, true),
+        Some(Err(e)) => {
+            outcome.errors.push(e.into());
+            (JobState::default(), false)
+        }
+    };
+    if let Some(last) = state.last_fire {
+        let missed = count_missed(&spec.schedule, last, fire_time);
+        if missed > 0 && spec.job.windows().is_none() {
+            tracing::warn!(
+                job = name,
+                missed,
+                after = %last,
+                before = %fire_time,
+                "snapshots missed while the exporter was not running; they cannot be taken late"
+            );
+        }
+    }
+
+    match spec.job.windows() {
+        None => {
+            if let Err(e) = deliver_one(
+                spec,
+                Fire {
+                    time: fire_time,
+                    window: None,
+                },
+                &cx.delivery,
+                &mut outcome,
+            )
+            .await
+            {
+                outcome.errors.push(e);
+            }
+        }
+        Some(windowed) => {
+            let planned = catchup::plan(
+                &spec.schedule,
+                |t| windowed.window_at(t),
+                fire_time,
+                state.delivered_until,
+                spec.catch_up_limit,
+            );
+            match planned {
+                Err(e) => outcome.errors.push(e.into()),
+                Ok(plan) => {
+                    if !plan.backlog.is_empty() {
+                        tracing::warn!(
+                            job = name,
+                            windows = plan.backlog.len(),
+                            more = plan.more,
+                            "catching up missed windows"
+                        );
+                    }
+                    let mut gap = false;
+                    for p in plan.backlog.iter().chain([&plan.current]) {
+                        // After a failed missed window, later ones are still fetched, but the
+                        // checkpoint stays before the gap so the next fire tries it again.
+                        let fire = Fire {
+                            time: p.fire_time,
+                            window: Some(p.window),
+                        };
+                        match deliver_one(spec, fire, &cx.delivery, &mut outcome).await {
+                            Ok(()) if !gap => {
+                                state.delivered_until =
+                                    catchup::advance(state.delivered_until, p.window)
+                            }
+                            Ok(()) => {}
+                            Err(e) => {
+                                gap = true;
+                                outcome.errors.push(e);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    if keep_state {
+        state.last_fire = Some(state.last_fire.map_or(fire_time, |l| l.max(fire_time)));
+        if let Some(dir) = &cx.state {
+            if let Err(e) = dir.save(name, &state) {
+                outcome.errors.push(e.into());
+            }
+        }
+    }
+    outcome
+}
+
+/// Scheduled instants strictly between two fires (bounded: it only feeds a log line).
+pub fn count_missed(schedule: &Schedule, last: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
+    let mut n = 0;
+    let mut t = last;
+    while let Some(next) = schedule.next_after(t) {
+        if next >= now || n >= 100_000 {
+            break;
+        }
+        n += 1;
+        t = next;
+    }
+    n
 }

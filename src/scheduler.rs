@@ -13,9 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 use tokio_cron_scheduler::{Job as CronJob, JobScheduler, JobSchedulerError};
 
-use crate::jobs::Fire;
-use crate::pipeline::{self, JobSpec};
-use crate::sink::Sink;
+use crate::pipeline::{self, Context, JobSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
@@ -28,11 +26,13 @@ pub enum SchedulerError {
 /// The last fire time a job started, shared between its firings; held while a run is going.
 type Guard = Arc<Mutex<Option<DateTime<Utc>>>>;
 
-/// Runs until `shutdown` completes, then waits up to `grace` for runs in flight.
+/// Runs until `shutdown` completes, then waits up to `grace` for runs in flight. The spool is
+/// drained in the background every `flush_interval`.
 pub async fn run(
     specs: Vec<JobSpec>,
-    sink: Arc<dyn Sink>,
+    cx: Arc<Context>,
     grace: Duration,
+    flush_interval: Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), SchedulerError> {
     let mut sched = JobScheduler::new().await.map_err(SchedulerError::Cron)?;
@@ -40,7 +40,7 @@ pub async fn run(
     for spec in specs {
         let guard: Guard = Arc::new(Mutex::new(None));
         guards.push((spec.job.name(), guard.clone()));
-        let sink = sink.clone();
+        let cx = cx.clone();
         tracing::info!(
             job = spec.job.name(),
             schedule = spec.schedule.expr(),
@@ -49,16 +49,22 @@ pub async fn run(
         );
         let expr = spec.schedule.expr().to_string();
         let job = CronJob::new_async(expr.as_str(), move |_, _| {
-            let (spec, sink, guard) = (spec.clone(), sink.clone(), guard.clone());
-            Box::pin(async move { fire(&spec, sink.as_ref(), guard).await })
+            let (spec, cx, guard) = (spec.clone(), cx.clone(), guard.clone());
+            Box::pin(async move { fire(&spec, &cx, guard).await })
         })
         .map_err(SchedulerError::Cron)?;
         sched.add(job).await.map_err(SchedulerError::Cron)?;
     }
     sched.start().await.map_err(SchedulerError::Cron)?;
-    tracing::info!(sink = %sink.describe(), "running");
+    tracing::info!(sink = %cx.delivery.describe(), "running");
+    let flusher = {
+        let cx = cx.clone();
+        tokio::spawn(async move { cx.delivery.run_flusher(flush_interval).await })
+    };
 
     shutdown.await;
+    // What is still spooled stays on disk for the next start.
+    flusher.abort();
     tracing::info!("shutting down: no new runs; waiting up to {grace:?} for runs in flight");
     sched.shutdown().await.map_err(SchedulerError::Cron)?;
     let deadline = Instant::now() + grace;
@@ -72,7 +78,7 @@ pub async fn run(
 }
 
 /// One trigger of one job.
-async fn fire(spec: &JobSpec, sink: &dyn Sink, guard: Guard) {
+async fn fire(spec: &JobSpec, cx: &Context, guard: Guard) {
     let name = spec.job.name();
     let Some(fire_time) = spec.schedule.fire_time_at(Utc::now()) else {
         tracing::error!(job = name, "no scheduled fire time before now; skipping");
@@ -85,40 +91,17 @@ async fn fire(spec: &JobSpec, sink: &dyn Sink, guard: Guard) {
     if *last == Some(fire_time) {
         return; // the trigger fired twice for one scheduled instant
     }
-    if let Some(prev) = *last {
-        let missed = missed_between(spec, prev, fire_time);
-        if missed > 0 {
-            tracing::warn!(job = name, missed, after = %prev, before = %fire_time, "missed fires");
-        }
-    }
     *last = Some(fire_time);
     let started = Instant::now();
-    let result = pipeline::run(
-        spec,
-        Fire {
-            time: fire_time,
-            window: None,
-        },
-        sink,
-    )
-    .await;
+    let outcome = pipeline::run_fire(spec, fire_time, cx).await;
     let ms = started.elapsed().as_millis() as u64;
-    match result {
-        Ok(key) => tracing::info!(job = name, %fire_time, key, ms, "stored"),
-        Err(e) => tracing::error!(job = name, %fire_time, ms, "run failed: {e}"),
+    for key in &outcome.stored {
+        tracing::info!(job = name, %fire_time, key, ms, "stored");
     }
-}
-
-/// How many scheduled instants lie strictly between two fires (bounded: it only logs).
-fn missed_between(spec: &JobSpec, prev: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
-    let mut n = 0;
-    let mut t = prev;
-    while let Some(next) = spec.schedule.next_after(t) {
-        if next >= now || n >= 10_000 {
-            break;
-        }
-        n += 1;
-        t = next;
+    for key in &outcome.spooled {
+        tracing::warn!(job = name, %fire_time, key, "spooled, not yet in S3");
     }
-    n
+    for e in &outcome.errors {
+        tracing::error!(job = name, %fire_time, ms, "run failed: {e}");
+    }
 }

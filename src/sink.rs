@@ -10,7 +10,7 @@ use crate::s3client::{S3Client, S3Error};
 pub struct Object {
     pub key: String,
     pub body: Vec<u8>,
-    pub content_type: &'static str,
+    pub content_type: String,
     /// Sent as `x-amz-meta-NAME: VALUE`.
     pub metadata: Vec<(String, String)>,
 }
@@ -44,7 +44,7 @@ impl Sink for S3Sink {
                 &self.bucket,
                 &o.key,
                 o.body.clone(),
-                o.content_type,
+                &o.content_type,
                 &o.metadata,
             )
             .await?;

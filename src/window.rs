@@ -3,8 +3,9 @@
 //! RGW keeps its usage log per user, bucket and **UTC hour**, and compares a query's `start`
 //! (inclusive) and `end` (exclusive) with each record's hour start. A window therefore has to
 //! begin and end on whole UTC hours, or it silently misses an hour. The window of a fire time is
-//! the last *complete* window before it, aligned on the wall clock of a time zone (which matters
-//! for daily windows), so the same fire time always asks for the same window.
+//! the last *complete* window before it, so the same fire time always asks for the same window.
+//! Hour windows (`1h` to `24h`) tile the UTC day; a day window (`1d`) is a calendar day of the
+//! configured time zone.
 
 use std::fmt;
 use std::str::FromStr;
@@ -86,25 +87,36 @@ impl Window {
         Ok(w)
     }
 
-    /// The last complete window of `length` that ends at or before `fire`, aligned in `tz`.
+    /// The last complete window of `length` that ends at or before `fire` (`tz` aligns days).
     pub fn last_complete(
         fire: DateTime<Utc>,
         length: WindowLength,
         tz: Tz,
     ) -> Result<Window, WindowError> {
-        let local = fire.with_timezone(&tz).naive_local();
-        let midnight = local.date().and_hms_opt(0, 0, 0).expect("midnight exists");
-        let (start_local, end_local) = match length {
-            WindowLength::Day => (midnight - Duration::days(1), midnight),
+        let w = match length {
+            // Hour windows tile the UTC day, RGW's own hours: a local wall clock would repeat
+            // or skip an hour at DST changes.
             WindowLength::Hours(n) => {
-                let end_hour = local.hour() - local.hour() % n;
-                let end = midnight + Duration::hours(i64::from(end_hour));
-                (end - Duration::hours(i64::from(n)), end)
+                let midnight = fire
+                    .date_naive()
+                    .and_hms_opt(0, 0, 0)
+                    .expect("midnight exists")
+                    .and_utc();
+                let end = midnight + Duration::hours(i64::from(fire.hour() - fire.hour() % n));
+                Window {
+                    start: end - Duration::hours(i64::from(n)),
+                    end,
+                }
             }
-        };
-        let w = Window {
-            start: to_utc(start_local, tz)?,
-            end: to_utc(end_local, tz)?,
+            // A day is the time zone's calendar day (23 or 25 hours across DST changes).
+            WindowLength::Day => {
+                let local = fire.with_timezone(&tz).naive_local();
+                let midnight = local.date().and_hms_opt(0, 0, 0).expect("midnight exists");
+                Window {
+                    start: to_utc(midnight - Duration::days(1), tz)?,
+                    end: to_utc(midnight, tz)?,
+                }
+            }
         };
         w.check_on_hours()?;
         Ok(w)
@@ -187,6 +199,22 @@ mod tests {
             (w.start, w.end),
             (utc("2026-10-24T22:00:00Z"), utc("2026-10-25T23:00:00Z"))
         );
+    }
+
+    #[test]
+    fn hour_windows_ignore_dst_changes() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        // 02:00-03:00 local happens twice on 2026-10-25 and never on 2026-03-29.
+        for (fire, start) in [
+            ("2026-10-25T01:30:00Z", "2026-10-25T00:00:00Z"),
+            ("2026-03-29T01:30:00Z", "2026-03-29T00:00:00Z"),
+        ] {
+            let w = Window::last_complete(utc(fire), WindowLength::Hours(1), tz).unwrap();
+            assert_eq!(
+                (w.start, w.end),
+                (utc(start), utc(start) + Duration::hours(1))
+            );
+        }
     }
 
     #[test]

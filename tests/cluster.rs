@@ -174,10 +174,19 @@ fn exporter(config: &Path, args: &[&str]) -> Output {
         .expect("the exporter binary runs")
 }
 
+/// The exporter on `config`, keeping its state (spool, job state) beside the config file.
 fn exporter_cmd(config: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ceph-stats-exporter"));
     cmd.arg("--config").arg(config).args(args);
+    cmd.env("STATE_DIRECTORY", state_dir(config));
     cmd
+}
+
+fn state_dir(config: &Path) -> PathBuf {
+    config
+        .parent()
+        .expect("config in a directory")
+        .join("state")
 }
 
 fn ceph_json(args: &[&str]) -> Value {
@@ -626,7 +635,8 @@ fn run_once_with(jobs: &str, env_over: &[(&str, &str)], wrapper: Option<&[&str]>
                 .arg(env!("CARGO_BIN_EXE_ceph-stats-exporter"))
                 .arg("--config")
                 .arg(&cfg)
-                .arg("--once");
+                .arg("--once")
+                .env("STATE_DIRECTORY", state_dir(&cfg));
             c
         }
         None => exporter_cmd(&cfg, &["--once"]),
@@ -718,7 +728,12 @@ fn real_rgw_errors_are_reported_with_code_and_remedy() {
         err.contains("NoSuchBucket") && err.contains("no-such-bucket-for-tests"),
         "{err}"
     );
-    assert!(err.contains("storing object err/usage."), "{err}");
+    // Collected, so not lost: kept in the spool for when the bucket exists.
+    assert!(err.contains("spooled, not yet in S3"), "{err}");
+    let spooled = std::fs::read_dir(state_dir(&cfg).join("spool"))
+        .unwrap()
+        .count();
+    assert_eq!(spooled, 1);
 }
 
 #[test]

@@ -230,8 +230,13 @@ impl Outcome {
 /// Runs `ceph-stats-exporter --once ARGS` on `config`, and checks what must hold for any run:
 /// it ends, does not panic, prints no secret and no colour codes into a pipe.
 async fn run(config: &str, args: &[&str]) -> Outcome {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
+    run_in(tempfile::tempdir().unwrap().path(), config, args).await
+}
+
+/// Like [`run`], with the config and the state directory (spool, job state) in `dir`, so that
+/// consecutive runs share them.
+async fn run_in(dir: &std::path::Path, config: &str, args: &[&str]) -> Outcome {
+    let path = dir.join("config.toml");
     std::fs::write(&path, config).unwrap();
     let started = Instant::now();
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ceph-stats-exporter"))
@@ -242,6 +247,7 @@ async fn run(config: &str, args: &[&str]) -> Outcome {
         // The default log level and plain text lines, whatever the caller's environment says.
         .env_remove("CEPH_STATS_EXPORTER_LOG")
         .env_remove("JOURNAL_STREAM")
+        .env("STATE_DIRECTORY", dir.join("state"))
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(60), output)
@@ -434,23 +440,56 @@ async fn usage_body_over_max_response_bytes_is_refused() {
 // ------------------------------------------------------------------ the S3 sink
 
 #[tokio::test]
-async fn put_into_a_missing_bucket_names_the_code_and_the_key() {
+async fn a_refused_upload_is_spooled_named_and_delivered_first_by_the_next_run() {
     let no_such_bucket = r#"<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchBucket</Code><Message></Message><BucketName>info</BucketName></Error>"#;
+    let dir = tempfile::tempdir().unwrap();
     let rgw = Fake::start(json(EMPTY_USAGE)).await;
     let s3 = Fake::start(answer(404, "application/xml", no_such_bucket)).await;
-    let out = run(&config(&s3, Some(&rgw), None, ""), &["--job", "rgw_usage"]).await;
+    let out = run_in(
+        dir.path(),
+        &config(&s3, Some(&rgw), None, ""),
+        &["--job", "rgw_usage"],
+    )
+    .await;
     assert_eq!(out.code, 1, "{}", out.stderr);
     let puts = s3.requests();
     assert_eq!(puts.len(), 1);
-    let key = puts[0].target.strip_prefix("/info/").unwrap();
+    let key = puts[0].target.strip_prefix("/info/").unwrap().to_string();
     assert!(key.starts_with("usage."), "{key}");
     assert_contains_all(
-        out.failure_of("rgw_usage"),
+        &out.stderr,
         &[
-            &format!("storing object {key}: PUT object {}/info/{key}", s3.url),
+            "upload failed, object kept in the spool for later",
+            &format!("PUT object {}/info/{key}", s3.url),
             "HTTP 404 NoSuchBucket: the bucket does not exist: create it first",
+            "spooled, not yet in S3",
+            "1 of 1 jobs failed: rgw_usage",
         ],
     );
+
+    // The bucket exists now: the next run uploads the spooled object, then its own.
+    let fixed = Fake::bucket().await;
+    std::thread::sleep(Duration::from_millis(1100)); // a later second, so a different key
+    let out = run_in(
+        dir.path(),
+        &config(&fixed, Some(&rgw), None, ""),
+        &["--job", "rgw_usage"],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let puts = fixed.requests();
+    assert_eq!(puts.len(), 2, "{}", out.stderr);
+    assert_eq!(puts[0].target, format!("/info/{key}"));
+    assert_eq!(
+        puts[0].body,
+        s3.requests()[0].body,
+        "the spooled bytes, unchanged"
+    );
+    assert_ne!(puts[1].target, puts[0].target);
+    assert_contains_all(&out.stderr, &["stored from the spool"]);
+    assert!(std::fs::read_dir(dir.path().join("state/spool"))
+        .unwrap()
+        .all(|e| e.unwrap().file_type().unwrap().is_dir()));
 }
 
 // ------------------------------------------------------------------ retries

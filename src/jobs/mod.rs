@@ -43,4 +43,16 @@ pub trait Job: Send + Sync {
     fn name(&self) -> &'static str;
 
     async fn collect(&self, fire: Fire) -> Result<Snapshot, JobError>;
+
+    /// Jobs that read a window of history say which; such windows can still be fetched later,
+    /// so missed ones are caught up. `None` for jobs that read the present.
+    fn windows(&self) -> Option<&dyn Windowed> {
+        None
+    }
+}
+
+/// A job whose fires read windows of history.
+pub trait Windowed {
+    /// The window a fire at `fire_time` reads.
+    fn window_at(&self, fire_time: DateTime<Utc>) -> Result<Window, JobError>;
 }

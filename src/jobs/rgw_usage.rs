@@ -1,10 +1,12 @@
 //! `rgw_usage`: the RGW usage log of the last complete window before the fire time.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::{Fire, Job, JobError};
+use super::{Fire, Job, JobError, Windowed};
 use crate::s3client::S3Client;
 use crate::snapshot::{Snapshot, SnapshotData};
 use crate::usage;
@@ -14,22 +16,18 @@ pub struct RgwUsage {
     pub admin: S3Client,
     pub window: WindowLength,
     pub time_zone: Tz,
+    /// How long after a window ends it is first read: RGW flushes its usage log late.
+    pub settle: Duration,
     pub show_entries: bool,
     pub uid: Option<String>,
     pub cluster_fsid: Option<String>,
 }
 
-impl RgwUsage {
-    /// The window a fire asks for: the explicit one, or the last complete one before it.
-    pub fn window_for(&self, fire: &Fire) -> Result<Window, JobError> {
-        match fire.window {
-            Some(w) => Ok(w),
-            None => Ok(Window::last_complete(
-                fire.time,
-                self.window,
-                self.time_zone,
-            )?),
-        }
+impl Windowed for RgwUsage {
+    /// The last window complete (and settled) at `fire_time`.
+    fn window_at(&self, fire_time: DateTime<Utc>) -> Result<Window, JobError> {
+        let settled = fire_time - self.settle;
+        Ok(Window::last_complete(settled, self.window, self.time_zone)?)
     }
 }
 
@@ -49,7 +47,10 @@ impl Job for RgwUsage {
     }
 
     async fn collect(&self, fire: Fire) -> Result<Snapshot, JobError> {
-        let window = self.window_for(&fire)?;
+        let window = match fire.window {
+            Some(w) => w,
+            None => self.window_at(fire.time)?,
+        };
         let start = Window::query_bound(window.start);
         let end = Window::query_bound(window.end);
         let mut query = vec![
@@ -76,5 +77,9 @@ impl Job for RgwUsage {
             cluster_fsid: self.cluster_fsid.clone(),
             data: SnapshotData::Usage(report),
         })
+    }
+
+    fn windows(&self) -> Option<&dyn Windowed> {
+        Some(self)
     }
 }

@@ -1,0 +1,228 @@
+//! Catch-up: which usage windows one fire must deliver.
+//!
+//! Usage windows are history, so a window missed while the exporter (or RGW, or S3) was down
+//! can be fetched late. The state directory remembers `delivered_until`: every window ending at
+//! or before it has been delivered. A fire then delivers, oldest first, each window between
+//! that instant and its own window, each under the key of the *first scheduled fire that asks
+//! for it*, exactly the key it would have had, and then its own window. Pure: the caller
+//! supplies the schedule and the job's fire-time-to-window mapping.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::schedule::Schedule;
+use crate::window::Window;
+
+/// One delivery to make: the fire time that names it and the window it reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Planned {
+    pub fire_time: DateTime<Utc>,
+    pub window: Window,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Missed windows, oldest first, at most the limit.
+    pub backlog: Vec<Planned>,
+    /// More windows are missed than the limit let into `backlog`; later fires take them.
+    pub more: bool,
+    pub current: Planned,
+}
+
+/// Fires are walked one by one; a checkpoint this far behind is left to a manual backfill.
+const MAX_STEPS: usize = 1_000_000;
+
+/// Plans the deliveries of the fire at `fire` for a job whose fire times read
+/// `window_at(fire time)`.
+pub fn plan<E>(
+    schedule: &Schedule,
+    window_at: impl Fn(DateTime<Utc>) -> Result<Window, E>,
+    fire: DateTime<Utc>,
+    delivered_until: Option<DateTime<Utc>>,
+    limit: usize,
+) -> Result<Plan, E> {
+    let current = Planned {
+        fire_time: fire,
+        window: window_at(fire)?,
+    };
+    let mut plan = Plan {
+        backlog: Vec::new(),
+        more: false,
+        current,
+    };
+    let Some(mut expected) = delivered_until else {
+        return Ok(plan);
+    };
+    // A window's fire comes after the window ends, so the search starts at `expected`.
+    let mut t = schedule.next_after(expected - TimeDelta::seconds(1));
+    let mut steps = 0;
+    while let Some(f) = t.filter(|f| *f < fire) {
+        steps += 1;
+        if steps > MAX_STEPS {
+            plan.more = true;
+            break;
+        }
+        let w = window_at(f)?;
+        if w.start >= current.window.start {
+            break;
+        }
+        if w.start >= expected {
+            if plan.backlog.len() == limit {
+                plan.more = true;
+                break;
+            }
+            plan.backlog.push(Planned {
+                fire_time: f,
+                window: w,
+            });
+            expected = w.end;
+            // No fire before a window's end can ask for it.
+            t = schedule.next_after(expected - TimeDelta::seconds(1));
+        } else {
+            t = schedule.next_after(f);
+        }
+    }
+    Ok(plan)
+}
+
+/// The new `delivered_until` after delivering `window`: it only moves over contiguous windows,
+/// so a window that failed is fetched again by a later fire.
+pub fn advance(delivered_until: Option<DateTime<Utc>>, window: Window) -> Option<DateTime<Utc>> {
+    match delivered_until {
+        None => Some(window.end),
+        Some(until) if until >= window.start => Some(until.max(window.end)),
+        Some(until) => Some(until),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::utc;
+    use crate::window::WindowLength;
+    use chrono_tz::Tz;
+    use std::convert::Infallible;
+
+    fn hourly(settle_secs: i64) -> impl Fn(DateTime<Utc>) -> Result<Window, Infallible> {
+        move |f| {
+            Ok(Window::last_complete(
+                f - TimeDelta::seconds(settle_secs),
+                WindowLength::Hours(1),
+                Tz::UTC,
+            )
+            .unwrap())
+        }
+    }
+
+    #[test]
+    fn without_a_checkpoint_only_the_current_window() {
+        let s = Schedule::cron("0 5 * * * *").unwrap();
+        let p = plan(&s, hourly(60), utc("2026-11-22T13:05:00Z"), None, 24).unwrap();
+        assert!(p.backlog.is_empty());
+        assert_eq!(p.current.window.start, utc("2026-11-22T12:00:00Z"));
+    }
+
+    #[test]
+    fn missed_windows_come_oldest_first_with_the_keys_their_fires_would_have_had() {
+        let s = Schedule::cron("0 5 * * * *").unwrap();
+        // Delivered up to 09:00; down from 09:05 to 13:04.
+        let p = plan(
+            &s,
+            hourly(60),
+            utc("2026-11-22T13:05:00Z"),
+            Some(utc("2026-11-22T09:00:00Z")),
+            24,
+        )
+        .unwrap();
+        let got: Vec<_> = p
+            .backlog
+            .iter()
+            .map(|b| (b.fire_time, b.window.start))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (utc("2026-11-22T10:05:00Z"), utc("2026-11-22T09:00:00Z")),
+                (utc("2026-11-22T11:05:00Z"), utc("2026-11-22T10:00:00Z")),
+                (utc("2026-11-22T12:05:00Z"), utc("2026-11-22T11:00:00Z")),
+            ]
+        );
+        assert!(!p.more);
+        assert_eq!(p.current.window.start, utc("2026-11-22T12:00:00Z"));
+    }
+
+    #[test]
+    fn frequent_fires_ask_each_window_once_under_its_first_fire() {
+        let s = Schedule::cron("*/10 * * * * *").unwrap();
+        let p = plan(
+            &s,
+            hourly(60),
+            utc("2026-11-22T13:30:00Z"),
+            Some(utc("2026-11-22T11:00:00Z")),
+            24,
+        )
+        .unwrap();
+        let got: Vec<_> = p
+            .backlog
+            .iter()
+            .map(|b| (b.fire_time, b.window.start))
+            .collect();
+        // 11:00-12:00 is first asked at 12:01:00 (settle 60 s).
+        assert_eq!(
+            got,
+            [(utc("2026-11-22T12:01:00Z"), utc("2026-11-22T11:00:00Z"))]
+        );
+        // Already delivered up to the current window: nothing more.
+        let p = plan(
+            &s,
+            hourly(60),
+            utc("2026-11-22T13:30:00Z"),
+            Some(utc("2026-11-22T13:00:00Z")),
+            24,
+        )
+        .unwrap();
+        assert!(p.backlog.is_empty());
+    }
+
+    #[test]
+    fn the_limit_leaves_the_rest_for_later_fires() {
+        let s = Schedule::cron("0 5 * * * *").unwrap();
+        let p = plan(
+            &s,
+            hourly(60),
+            utc("2026-11-22T13:05:00Z"),
+            Some(utc("2026-11-21T13:00:00Z")),
+            5,
+        )
+        .unwrap();
+        assert_eq!(p.backlog.len(), 5);
+        assert!(p.more);
+        assert_eq!(p.backlog[4].window.end, utc("2026-11-21T18:00:00Z"));
+    }
+
+    #[test]
+    fn the_checkpoint_moves_only_over_contiguous_windows() {
+        let w = |a: &str, b: &str| Window {
+            start: utc(a),
+            end: utc(b),
+        };
+        let nine = Some(utc("2026-11-22T09:00:00Z"));
+        assert_eq!(
+            advance(nine, w("2026-11-22T09:00:00Z", "2026-11-22T10:00:00Z")),
+            Some(utc("2026-11-22T10:00:00Z"))
+        );
+        // A gap stays a gap: 09:00-10:00 is still missing.
+        assert_eq!(
+            advance(nine, w("2026-11-22T10:00:00Z", "2026-11-22T11:00:00Z")),
+            nine
+        );
+        // An old window again changes nothing.
+        assert_eq!(
+            advance(nine, w("2026-11-22T07:00:00Z", "2026-11-22T08:00:00Z")),
+            nine
+        );
+        assert_eq!(
+            advance(None, w("2026-11-22T07:00:00Z", "2026-11-22T08:00:00Z")),
+            Some(utc("2026-11-22T08:00:00Z"))
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! Delivery: getting an object into the sink, or failing that into the spool, and draining the
+//! spool in order once the sink answers again.
+//!
+//! While the spool holds anything, new objects queue behind it, so objects reach S3 in the
+//! order they were collected. An object is only ever reported lost when neither the sink nor
+//! the spool would take it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, Notify};
+
+use crate::sink::{Object, Sink, SinkError};
+use crate::spool::{Spool, SpoolError};
+
+/// Where an object ended up.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivered {
+    Stored,
+    /// Kept in the spool, to be uploaded later.
+    Spooled(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("{0}")]
+    Sink(#[from] SinkError),
+    #[error("{upload}; and it could not be spooled: {spool}")]
+    Lost {
+        upload: SinkError,
+        spool: SpoolError,
+    },
+    #[error("{0}")]
+    Spool(#[from] SpoolError),
+}
+
+/// What one pass over the spool did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    pub stored: usize,
+    pub left: usize,
+}
+
+pub struct Delivery {
+    sink: Arc<dyn Sink>,
+    spool: Option<Spool>,
+    /// One flush at a time, so no entry is uploaded twice concurrently.
+    flushing: Mutex<()>,
+    kick: Notify,
+}
+
+impl Delivery {
+    pub fn new(sink: Arc<dyn Sink>, spool: Option<Spool>) -> Delivery {
+        Delivery {
+            sink,
+            spool,
+            flushing: Mutex::new(()),
+            kick: Notify::new(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        self.sink.describe()
+    }
+
+    pub fn spool(&self) -> Option<&Spool> {
+        self.spool.as_ref()
+    }
+
+    pub async fn deliver(&self, object: Object) -> Result<Delivered, DeliveryError> {
+        let Some(spool) = &self.spool else {
+            self.sink.put(&object).await?;
+            return Ok(Delivered::Stored);
+        };
+        if !spool.entries()?.is_empty() {
+            let path = spool.push(&object)?;
+            self.kick.notify_one();
+            return Ok(Delivered::Spooled(path));
+        }
+        match self.sink.put(&object).await {
+            Ok(()) => Ok(Delivered::Stored),
+            Err(upload) => match spool.push(&object) {
+                Ok(path) => {
+                    tracing::error!(
+                        key = object.key,
+                        spooled = %path.display(),
+                        "upload failed, object kept in the spool for later: {upload}"
+                    );
+                    Ok(Delivered::Spooled(path))
+                }
+                Err(spool) => Err(DeliveryError::Lost { upload, spool }),
+            },
+        }
+    }
+
+    /// Uploads spooled objects oldest first; stops at the first that fails (keeping it).
+    pub async fn flush(&self) -> Result<FlushReport, DeliveryError> {
+        let Some(spool) = &self.spool else {
+            return Ok(FlushReport::default());
+        };
+        let _one = self.flushing.lock().await;
+        let entries = spool.entries()?;
+        let mut report = FlushReport {
+            stored: 0,
+            left: entries.len(),
+        };
+        for path in entries {
+            let object = match spool.read(&path) {
+                Ok(o) => o,
+                Err(e @ SpoolError::Corrupt { .. }) => {
+                    tracing::error!("{e}");
+                    report.left -= 1;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if let Err(e) = self.sink.put(&object).await {
+                tracing::warn!(
+                    key = object.key,
+                    left = report.left,
+                    "spool not drained yet: {e}"
+                );
+                return Ok(report);
+            }
+            spool.remove(&path)?;
+            tracing::info!(key = object.key, "stored from the spool");
+            report.stored += 1;
+            report.left -= 1;
+        }
+        Ok(report)
+    }
+
+    /// Drains the spool every `interval`, or at once when an object is queued behind it.
+    pub async fn run_flusher(&self, interval: Duration) {
+        loop {
+            if let Err(e) = self.flush().await {
+                tracing::error!("spool: {e}");
+            }
+            let _ = tokio::time::timeout(interval, self.kick.notified()).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use std::sync::Mutex as StdMutex;
+
+    /// A sink that is up or down on demand and remembers what it stored.
+    #[derive(Default)]
+    struct Switch {
+        down: StdMutex<bool>,
+        stored: StdMutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Sink for Switch {
+        async fn put(&self, o: &Object) -> Result<(), SinkError> {
+            if *self.down.lock().unwrap() {
+                return Err(SinkError::Stdout(std::io::Error::other("down")));
+            }
+            self.stored.lock().unwrap().push(o.key.clone());
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "switch".into()
+        }
+    }
+
+    fn object(key: &str) -> Object {
+        Object {
+            key: key.into(),
+            body: key.as_bytes().to_vec(),
+            content_type: "text/plain".into(),
+            metadata: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outage_loses_nothing_and_keeps_the_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(Switch::default());
+        let d = Delivery::new(
+            sink.clone(),
+            Some(Spool::open(dir.path(), 1 << 20).unwrap()),
+        );
+        assert_eq!(d.deliver(object("a")).await.unwrap(), Delivered::Stored);
+        *sink.down.lock().unwrap() = true;
+        assert!(matches!(
+            d.deliver(object("b")).await.unwrap(),
+            Delivered::Spooled(_)
+        ));
+        assert_eq!(d.flush().await.unwrap(), FlushReport { stored: 0, left: 1 });
+        *sink.down.lock().unwrap() = false;
+        // The sink is back, but "c" queues behind "b".
+        assert!(matches!(
+            d.deliver(object("c")).await.unwrap(),
+            Delivered::Spooled(_)
+        ));
+        assert_eq!(d.flush().await.unwrap(), FlushReport { stored: 2, left: 0 });
+        assert_eq!(*sink.stored.lock().unwrap(), ["a", "b", "c"]);
+        assert_eq!(d.deliver(object("d")).await.unwrap(), Delivered::Stored);
+    }
+
+    #[tokio::test]
+    async fn without_spool_or_room_a_failure_is_an_error_naming_both_causes() {
+        let sink = Arc::new(Switch::default());
+        *sink.down.lock().unwrap() = true;
+        let d = Delivery::new(sink.clone(), None);
+        assert!(matches!(
+            d.deliver(object("a")).await,
+            Err(DeliveryError::Sink(_))
+        ));
+
+        let dir = tempfile::tempdir().unwrap();
+        let d = Delivery::new(sink, Some(Spool::open(dir.path(), 10).unwrap()));
+        let err = d.deliver(object("a")).await.unwrap_err();
+        assert!(matches!(err, DeliveryError::Lost { .. }), "{err}");
+        assert!(err.to_string().contains("down") && err.to_string().contains("full"));
+    }
+}

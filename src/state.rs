@@ -1,0 +1,152 @@
+//! The state directory: what the exporter must remember across restarts, written so that a
+//! crash or `kill -9` at any instant leaves either the old file or the new one, never a torn one.
+//!
+//! Per job, `<job>.state.json` holds the last fire time (to count capacity snapshots missed while
+//! the exporter was down) and, for windowed jobs, the end of the contiguous run of windows
+//! delivered so far (to fetch missed usage windows late). The spool lives in `spool/`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("state file {path} is not valid ({reason}); move it away to start afresh")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` atomically and durably: a temporary file in the same directory,
+/// fsync, rename over the target, fsync of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".tmp-{name}"));
+    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// Creates `dir` if needed and removes the temporary files a crash may have left in it: they
+/// were never renamed into place, so nothing refers to them.
+pub(crate) fn prepare_dir(dir: &Path) -> Result<(), StateError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let path = entry.map_err(io_err(dir))?.path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"))
+        {
+            std::fs::remove_file(&path).map_err(io_err(&path))?;
+        }
+    }
+    Ok(())
+}
+
+/// What is remembered of one job.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobState {
+    /// The last scheduled fire time that ran.
+    pub last_fire: Option<DateTime<Utc>>,
+    /// Every window ending at or before this instant has been delivered (stored or spooled).
+    pub delivered_until: Option<DateTime<Utc>>,
+}
+
+/// The state directory.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    /// Opens (creating it if needed) a state directory.
+    pub fn open(dir: &Path) -> Result<StateDir, StateError> {
+        prepare_dir(dir)?;
+        Ok(StateDir {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    fn job_file(&self, job: &str) -> PathBuf {
+        self.dir.join(format!("{job}.state.json"))
+    }
+
+    pub fn load(&self, job: &str) -> Result<JobState, StateError> {
+        let path = self.job_file(job);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+                path,
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(JobState::default()),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    pub fn save(&self, job: &str, state: &JobState) -> Result<(), StateError> {
+        // A plain struct of optional dates: serialization cannot fail.
+        let bytes = serde_json::to_vec_pretty(state).expect("job state serializes");
+        write_atomic(&self.job_file(job), &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::utc;
+
+    #[test]
+    fn state_round_trips_and_starts_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateDir::open(dir.path()).unwrap();
+        assert_eq!(s.load("rgw_usage").unwrap(), JobState::default());
+        let st = JobState {
+            last_fire: Some(utc("2026-11-22T13:05:00Z")),
+            delivered_until: Some(utc("2026-11-22T13:00:00Z")),
+        };
+        s.save("rgw_usage", &st).unwrap();
+        assert_eq!(
+            StateDir::open(dir.path())
+                .unwrap()
+                .load("rgw_usage")
+                .unwrap(),
+            st
+        );
+    }
+
+    #[test]
+    fn leftover_temporary_files_are_removed_and_corrupt_state_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".tmp-rgw_usage.state.json"), b"{\"last_f").unwrap();
+        std::fs::write(dir.path().join("pool_df.state.json"), b"{\"last_f").unwrap();
+        let s = StateDir::open(dir.path()).unwrap();
+        assert!(!dir.path().join(".tmp-rgw_usage.state.json").exists());
+        let err = s.load("pool_df").unwrap_err().to_string();
+        assert!(err.contains("pool_df.state.json"), "{err}");
+    }
+}
