@@ -4,7 +4,7 @@
 # loopback cluster (dev/ceph/start.sh; a running one is reused), adds the test users alice and
 # bob, then runs every test: `cargo test -- --include-ignored` (the tests that need the cluster
 # are marked #[ignore] so that a bare `cargo test` runs the rest anywhere).
-# Extra arguments go to cargo test (e.g. dev/test.sh --test cluster).
+# Arguments select what cargo test runs (e.g. dev/test.sh --test cluster); default: everything.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs) first" >&2; exit 1; }
@@ -31,4 +31,6 @@ for user in alice:ALICEACCESSKEY000001 bob:BOBACCESSKEY00000001; do
       --secret-key="$uid-secret-key-for-tests-only" >/dev/null
 done
 
-cargo test --all-targets "$@" -- --include-ignored
+# With no arguments, every target; otherwise the given ones (e.g. --test cluster).
+[ $# -gt 0 ] || set -- --all-targets
+cargo test --no-fail-fast "$@" -- --include-ignored
