@@ -743,3 +743,29 @@ async fn dry_run_prints_keys_and_bodies_and_uploads_nothing() {
     );
     assert!(s3.requests().is_empty(), "a dry run reached S3");
 }
+
+#[tokio::test]
+async fn capacity_fires_missed_between_runs_are_counted() {
+    let (source, s3) = (
+        Fake::start(json(wrapped_tree("ceph-osd-df-tree.json"))).await,
+        Fake::bucket().await,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&s3, None, Some(&source), "").replace("every = \"10s\"", "every = \"1s\"");
+    let first = run_in(dir.path(), &cfg, &["--job", "pool_df"]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(!first.stderr.contains("missed"), "{}", first.stderr);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let second = run_in(dir.path(), &cfg, &["--job", "pool_df"]).await;
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    // Fires at 1 s steps between the two runs' whole seconds: 2 or 3 of them, never taken.
+    let line = second
+        .stderr
+        .lines()
+        .find(|l| l.contains("snapshots missed while the exporter was not running"))
+        .unwrap_or_else(|| panic!("{}", second.stderr));
+    assert!(
+        line.contains("missed=2") || line.contains("missed=3"),
+        "{line}"
+    );
+}
