@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use prometheus_client::metrics::counter::Counter;
+
 use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::jobs::pool_df::PoolDf;
@@ -22,9 +24,33 @@ pub enum AppError {
     Spool(#[from] SpoolError),
 }
 
-/// The enabled jobs, in a fixed order (capacity first).
-pub fn jobs(config: &Config) -> Result<Vec<JobSpec>, S3Error> {
+/// Everything a run needs, built from a config.
+pub struct Assembly {
+    /// The enabled jobs, in a fixed order (capacity first).
+    pub specs: Vec<JobSpec>,
+    pub context: Context,
+    /// Each S3 client's retry counter, by role, for metrics.
+    pub retries: Vec<(&'static str, Counter)>,
+}
+
+/// Builds the jobs, the delivery path and the state; a dry run prints instead of uploading and
+/// remembers nothing.
+pub fn assemble(config: &Config, dry_run: bool) -> Result<Assembly, AppError> {
+    let (specs, mut retries) = jobs(config)?;
+    let (context, sink_retries) = context(config, dry_run)?;
+    retries.extend(sink_retries);
+    Ok(Assembly {
+        specs,
+        context,
+        retries,
+    })
+}
+
+type Retries = Vec<(&'static str, Counter)>;
+
+fn jobs(config: &Config) -> Result<(Vec<JobSpec>, Retries), S3Error> {
     let mut specs = Vec::new();
+    let mut retries = Vec::new();
     if let Some(p) = &config.pool_df {
         specs.push(JobSpec {
             job: Arc::new(PoolDf {
@@ -39,9 +65,11 @@ pub fn jobs(config: &Config) -> Result<Vec<JobSpec>, S3Error> {
         });
     }
     if let Some(u) = &config.rgw_usage {
+        let admin = S3Client::new(&u.rgw)?;
+        retries.push(("rgw_admin", admin.retry_counter()));
         specs.push(JobSpec {
             job: Arc::new(RgwUsage {
-                admin: S3Client::new(&u.rgw)?,
+                admin,
                 window: u.window,
                 time_zone: config.time_zone,
                 settle: u.settle,
@@ -55,17 +83,18 @@ pub fn jobs(config: &Config) -> Result<Vec<JobSpec>, S3Error> {
             catch_up_limit: u.catch_up_limit,
         });
     }
-    Ok(specs)
+    Ok((specs, retries))
 }
 
 /// Where objects go and what is remembered: the bucket with the spool and job state in the
 /// state directory, or, for a dry run, standard output and nothing remembered.
-pub fn context(config: &Config, dry_run: bool) -> Result<Context, AppError> {
+fn context(config: &Config, dry_run: bool) -> Result<(Context, Retries), AppError> {
     if dry_run {
-        return Ok(Context {
+        let cx = Context {
             delivery: Delivery::new(Arc::new(DryRunSink), None),
             state: None,
-        });
+        };
+        return Ok((cx, Vec::new()));
     }
     let state = StateDir::open(&config.state_dir)?;
     let spool = Spool::open(&state.path().join("spool"), config.spool_max_bytes)?;
@@ -73,8 +102,10 @@ pub fn context(config: &Config, dry_run: bool) -> Result<Context, AppError> {
         client: S3Client::new(&config.s3)?,
         bucket: config.bucket.clone(),
     };
-    Ok(Context {
+    let retries = vec![("s3", sink.client.retry_counter())];
+    let cx = Context {
         delivery: Delivery::new(Arc::new(sink), Some(spool)),
         state: Some(state),
-    })
+    };
+    Ok((cx, retries))
 }

@@ -48,6 +48,7 @@ pub enum ConfigError {
 struct RawConfig {
     #[serde(default)]
     exporter: RawExporter,
+    http: Option<RawHttp>,
     s3: RawEndpoint,
     rgw: Option<RawRgw>,
     #[serde(default)]
@@ -65,6 +66,13 @@ struct RawExporter {
     spool_max_bytes: Option<u64>,
     #[serde(default, with = "humantime_serde")]
     flush_interval: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<Spanned<String>>,
+    unhealthy_after: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -211,6 +219,13 @@ pub enum Detail {
     Osds,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub listen: std::net::SocketAddr,
+    /// Unhealthy when a job has not succeeded for this many of its periods.
+    pub unhealthy_after: u32,
+}
+
 /// How often and how patiently a failed request is tried again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -322,6 +337,8 @@ pub struct RgwUsageConfig {
 
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The metrics and health listener, when configured.
+    pub http: Option<HttpConfig>,
     pub time_zone: Tz,
     pub shutdown_timeout: Duration,
     pub cluster_fsid: Option<String>,
@@ -481,7 +498,25 @@ impl Config {
             _ => None,
         };
 
+        let http = match raw.http {
+            None => None,
+            Some(h) => Some(HttpConfig {
+                listen: match &h.listen {
+                    None => std::net::SocketAddr::from(([127, 0, 0, 1], 9184)),
+                    Some(l) => l.get_ref().parse().map_err(|e| {
+                        cx.err(
+                            Some(l.span()),
+                            "http.listen",
+                            format!("{e} (want IP:PORT, e.g. 127.0.0.1:9184)"),
+                        )
+                    })?,
+                },
+                unhealthy_after: h.unhealthy_after.unwrap_or(3).max(1),
+            }),
+        };
+
         Ok(Config {
+            http,
             time_zone,
             shutdown_timeout: raw
                 .exporter
@@ -596,17 +631,9 @@ fn common(
     };
     let key = KeyTemplate::parse(key_text).map_err(|e| cx.err(key_span.clone(), &at("key"), e))?;
     // The next few fires must each get their own key, or they would overwrite each other.
-    let mut t = chrono::Utc::now();
-    for _ in 0..3 {
-        let (Some(a), Some(b)) = (
-            schedule.next_after(t),
-            schedule.next_after(t).and_then(|a| schedule.next_after(a)),
-        ) else {
-            break;
-        };
-        key.check_distinguishes(a, b)
+    for pair in schedule.upcoming(4).windows(2) {
+        key.check_distinguishes(pair[0], pair[1])
             .map_err(|e| cx.err(key_span.clone(), &at("key"), e))?;
-        t = a;
     }
     Ok(JobCommon {
         schedule,
@@ -623,21 +650,14 @@ fn covers_every_window(schedule: &Schedule, window: WindowLength) -> Result<(), 
         // A calendar day lasts 23 to 25 hours across DST changes.
         WindowLength::Day => chrono::TimeDelta::hours(25),
     };
-    let mut t = chrono::Utc::now();
-    for _ in 0..400 {
-        let (Some(a), Some(b)) = (
-            schedule.next_after(t),
-            schedule.next_after(t).and_then(|a| schedule.next_after(a)),
-        ) else {
-            break;
-        };
+    for pair in schedule.upcoming(400).windows(2) {
+        let (a, b) = (pair[0], pair[1]);
         if b - a > longest {
             return Err(format!(
                 "fires {a} and {b} are further apart than the {window} window: the windows \
                  between them would never be archived; fire at least once per window"
             ));
         }
-        t = a;
     }
     Ok(())
 }

@@ -14,6 +14,8 @@ pub mod format;
 pub mod http;
 pub mod jobs;
 pub mod keys;
+pub mod listener;
+pub mod metrics;
 pub mod osd_df;
 pub mod pipeline;
 pub mod s3auth;

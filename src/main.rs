@@ -9,6 +9,8 @@ use clap::{Parser, ValueEnum};
 
 use ceph_stats_exporter::config::Config;
 use ceph_stats_exporter::jobs::Fire;
+use ceph_stats_exporter::listener::{self, Observed};
+use ceph_stats_exporter::metrics::Metrics;
 use ceph_stats_exporter::pipeline::{self, Context, JobSpec};
 use ceph_stats_exporter::window::Window;
 use ceph_stats_exporter::{app, scheduler};
@@ -87,7 +89,11 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
     let config = Config::load(&cli.config).map_err(|e| e.to_string())?;
-    let mut specs = app::jobs(&config).map_err(|e| e.to_string())?;
+    let app::Assembly {
+        mut specs,
+        context: cx,
+        retries,
+    } = app::assemble(&config, cli.dry_run).map_err(|e| e.to_string())?;
     let explicit_window = match (cli.from, cli.to) {
         (Some(from), Some(to)) => {
             Some(Window::explicit(from, to).map_err(|e| format!("--from/--to: {e}"))?)
@@ -118,12 +124,28 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     if specs.is_empty() {
         return Err(format!("{}: no job is enabled", cli.config.display()));
     }
-    let cx = app::context(&config, cli.dry_run).map_err(|e| e.to_string())?;
-
     if !cli.once {
+        let cx = Arc::new(cx);
+        let periods: Vec<_> = specs
+            .iter()
+            .map(|s| (s.job.name(), s.schedule.period()))
+            .collect();
+        let metrics = Arc::new(Metrics::new(&periods, &retries));
+        if let Some(http) = &config.http {
+            let observed = Observed {
+                metrics: metrics.clone(),
+                unhealthy_after: http.unhealthy_after,
+                refresh: spool_gauges(cx.clone(), metrics.clone()),
+            };
+            let bound = listener::start(http.listen, observed)
+                .await
+                .map_err(|e| format!("http.listen {}: {e}", http.listen))?;
+            tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
+        }
         scheduler::run(
             specs,
-            Arc::new(cx),
+            cx,
+            metrics,
             config.shutdown_timeout,
             config.flush_interval,
             shutdown_signal(),
@@ -199,6 +221,19 @@ async fn run_once(
         );
         ExitCode::FAILURE
     }
+}
+
+/// Refreshes the spool gauges from disk at scrape time.
+fn spool_gauges(cx: Arc<Context>, metrics: Arc<Metrics>) -> Box<dyn Fn() + Send + Sync> {
+    Box::new(move || {
+        let Some(spool) = cx.delivery.spool() else {
+            return;
+        };
+        match (spool.depth(), spool.oldest_age()) {
+            (Ok(depth), Ok(age)) => metrics.set_spool(depth, age),
+            (Err(e), _) | (_, Err(e)) => tracing::warn!("spool gauges: {e}"),
+        }
+    })
 }
 
 /// Completes on SIGTERM or SIGINT.

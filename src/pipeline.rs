@@ -44,6 +44,20 @@ pub enum RunError {
     State(#[from] crate::state::StateError),
 }
 
+impl RunError {
+    /// A short, stable name for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RunError::Collect(JobError::CephSource(_)) => "ceph_source",
+            RunError::Collect(JobError::Rgw(_)) => "rgw",
+            RunError::Collect(JobError::OsdDf { .. } | JobError::Usage { .. }) => "bad_answer",
+            RunError::Collect(JobError::Window(_)) => "window",
+            RunError::Deliver { .. } => "lost",
+            RunError::State(_) => "state",
+        }
+    }
+}
+
 /// What one fire did.
 #[derive(Debug, Default)]
 pub struct Outcome {
@@ -52,11 +66,22 @@ pub struct Outcome {
     /// Keys kept in the spool, to be uploaded later.
     pub spooled: Vec<String>,
     pub errors: Vec<RunError>,
+    /// Scheduled fires before this one that never ran (capacity cannot be taken late).
+    pub missed: u32,
 }
 
 impl Outcome {
     pub fn ok(&self) -> bool {
         self.errors.is_empty() && self.spooled.is_empty()
+    }
+
+    /// Why this fire did not store everything, one reason per problem.
+    pub fn failure_reasons(&self) -> Vec<&'static str> {
+        let mut reasons: Vec<_> = self.errors.iter().map(RunError::reason).collect();
+        if !self.spooled.is_empty() {
+            reasons.push("spooled");
+        }
+        reasons
     }
 }
 
@@ -130,6 +155,7 @@ pub async fn run_fire(spec: &JobSpec, fire_time: DateTime<Utc>, cx: &Context) ->
     if let Some(last) = state.last_fire {
         let missed = count_missed(&spec.schedule, last, fire_time);
         if missed > 0 && spec.job.windows().is_none() {
+            outcome.missed = missed;
             tracing::warn!(
                 job = name,
                 missed,

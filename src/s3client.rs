@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
+use prometheus_client::metrics::counter::Counter;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use url::Url;
@@ -55,6 +56,7 @@ pub struct S3Client {
     endpoint: Endpoint,
     /// Server time minus local time, learnt from a `RequestTimeTooSkewed` answer.
     clock_offset_ms: AtomicI64,
+    retries: Counter,
 }
 
 impl std::fmt::Debug for S3Client {
@@ -93,11 +95,17 @@ impl S3Client {
             http,
             endpoint: endpoint.clone(),
             clock_offset_ms: AtomicI64::new(0),
+            retries: Counter::default(),
         })
     }
 
     pub fn endpoint(&self) -> &Url {
         &self.endpoint.url
+    }
+
+    /// Counts requests sent again (transient failures, clock corrections), for metrics.
+    pub fn retry_counter(&self) -> Counter {
+        self.retries.clone()
     }
 
     /// PUT one object, with `Content-MD5` so that the server verifies the payload.
@@ -196,6 +204,7 @@ impl S3Client {
                     };
                     let offset = millis_between(sent_at, server);
                     self.clock_offset_ms.store(offset, Ordering::Relaxed);
+                    self.retries.inc();
                     clock_fixed = true;
                     tracing::warn!(
                         local = %DateTime::<Utc>::from(sent_at).to_rfc3339(),
@@ -208,6 +217,7 @@ impl S3Client {
                 Verdict::Retry if attempt >= policy.retries => return Err(err),
                 Verdict::Retry => {
                     attempt += 1;
+                    self.retries.inc();
                     let delay = policy.delay(attempt);
                     tracing::warn!(
                         "{err}; retry {attempt}/{} in {:.1}s",

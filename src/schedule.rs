@@ -91,6 +91,25 @@ impl Schedule {
         self.cron.find_previous_occurrence(&now, true).ok()
     }
 
+    /// The next `n` fire times from now.
+    pub fn upcoming(&self, n: usize) -> Vec<DateTime<Utc>> {
+        std::iter::successors(self.next_after(Utc::now()), |t| self.next_after(*t))
+            .take(n)
+            .collect()
+    }
+
+    /// The longest gap between consecutive fires over the next hundred, as a period (a cron
+    /// expression need not be regular).
+    pub fn period(&self) -> Duration {
+        let longest = self
+            .upcoming(101)
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default();
+        longest.to_std().unwrap_or_default()
+    }
+
     /// The first scheduled instant strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron.find_next_occurrence(&t, false).ok()
@@ -116,6 +135,12 @@ mod tests {
             Some(on_time)
         );
         assert_eq!(s.next_after(on_time), Some(utc("2026-11-22T13:05:20Z")));
+        assert_eq!(s.period(), Duration::from_secs(10));
+        // Irregular: the longest gap counts.
+        assert_eq!(
+            Schedule::cron("0 0 1,2,23 * * *").unwrap().period(),
+            Duration::from_secs(21 * 3600)
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 use tokio_cron_scheduler::{Job as CronJob, JobScheduler, JobSchedulerError};
 
+use crate::metrics::Metrics;
 use crate::pipeline::{self, Context, JobSpec};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,7 @@ type Guard = Arc<Mutex<Option<DateTime<Utc>>>>;
 pub async fn run(
     specs: Vec<JobSpec>,
     cx: Arc<Context>,
+    metrics: Arc<Metrics>,
     grace: Duration,
     flush_interval: Duration,
     shutdown: impl std::future::Future<Output = ()>,
@@ -40,7 +42,7 @@ pub async fn run(
     for spec in specs {
         let guard: Guard = Arc::new(Mutex::new(None));
         guards.push((spec.job.name(), guard.clone()));
-        let cx = cx.clone();
+        let (cx, metrics) = (cx.clone(), metrics.clone());
         tracing::info!(
             job = spec.job.name(),
             schedule = spec.schedule.expr(),
@@ -49,20 +51,36 @@ pub async fn run(
         );
         let expr = spec.schedule.expr().to_string();
         let job = CronJob::new_async(expr.as_str(), move |_, _| {
-            let (spec, cx, guard) = (spec.clone(), cx.clone(), guard.clone());
-            Box::pin(async move { fire(&spec, &cx, guard).await })
+            let (spec, cx, guard, metrics) =
+                (spec.clone(), cx.clone(), guard.clone(), metrics.clone());
+            Box::pin(async move { fire(&spec, &cx, &metrics, guard).await })
         })
         .map_err(SchedulerError::Cron)?;
         sched.add(job).await.map_err(SchedulerError::Cron)?;
     }
+    if let Some(timeout) = sd_notify::watchdog_enabled() {
+        // Pinged by the scheduler itself, so a daemon whose scheduler hangs gets restarted.
+        let every = ping_interval(timeout);
+        let ping = CronJob::new_async(format!("*/{every} * * * * *").as_str(), |_, _| {
+            Box::pin(async {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            })
+        })
+        .map_err(SchedulerError::Cron)?;
+        sched.add(ping).await.map_err(SchedulerError::Cron)?;
+        tracing::info!("systemd watchdog: {timeout:?}, pinged every {every}s");
+    }
     sched.start().await.map_err(SchedulerError::Cron)?;
     tracing::info!(sink = %cx.delivery.describe(), "running");
+    // No-op outside systemd (no $NOTIFY_SOCKET).
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let flusher = {
         let cx = cx.clone();
         tokio::spawn(async move { cx.delivery.run_flusher(flush_interval).await })
     };
 
     shutdown.await;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     // What is still spooled stays on disk for the next start.
     flusher.abort();
     tracing::info!("shutting down: no new runs; waiting up to {grace:?} for runs in flight");
@@ -78,7 +96,7 @@ pub async fn run(
 }
 
 /// One trigger of one job.
-async fn fire(spec: &JobSpec, cx: &Context, guard: Guard) {
+async fn fire(spec: &JobSpec, cx: &Context, metrics: &Metrics, guard: Guard) {
     let name = spec.job.name();
     let Some(fire_time) = spec.schedule.fire_time_at(Utc::now()) else {
         tracing::error!(job = name, "no scheduled fire time before now; skipping");
@@ -94,7 +112,9 @@ async fn fire(spec: &JobSpec, cx: &Context, guard: Guard) {
     *last = Some(fire_time);
     let started = Instant::now();
     let outcome = pipeline::run_fire(spec, fire_time, cx).await;
-    let ms = started.elapsed().as_millis() as u64;
+    let took = started.elapsed();
+    metrics.record(name, &outcome, took, Utc::now());
+    let ms = took.as_millis() as u64;
     for key in &outcome.stored {
         tracing::info!(job = name, %fire_time, key, ms, "stored");
     }
@@ -103,5 +123,28 @@ async fn fire(spec: &JobSpec, cx: &Context, guard: Guard) {
     }
     for e in &outcome.errors {
         tracing::error!(job = name, %fire_time, ms, "run failed: {e}");
+    }
+}
+
+/// Seconds between watchdog pings: a divisor of 60 (so cron spaces them evenly) at most a
+/// third of the watchdog timeout.
+fn ping_interval(timeout: Duration) -> u64 {
+    let third = timeout.as_secs() / 3;
+    [30, 20, 15, 10, 6, 5, 4, 3, 2, 1]
+        .into_iter()
+        .find(|d| *d <= third)
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watchdog_pings_come_well_within_the_timeout() {
+        assert_eq!(ping_interval(Duration::from_secs(60)), 20);
+        assert_eq!(ping_interval(Duration::from_secs(30)), 10);
+        assert_eq!(ping_interval(Duration::from_secs(10)), 3);
+        assert_eq!(ping_interval(Duration::from_millis(1500)), 1);
     }
 }

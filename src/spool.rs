@@ -105,6 +105,17 @@ impl Spool {
         Ok(d)
     }
 
+    /// How long the oldest entry has waited.
+    pub fn oldest_age(&self) -> Result<Option<std::time::Duration>, SpoolError> {
+        let Some(oldest) = self.entries()?.into_iter().next() else {
+            return Ok(None);
+        };
+        let modified = std::fs::metadata(&oldest)
+            .and_then(|m| m.modified())
+            .map_err(io_err(&oldest))?;
+        Ok(Some(modified.elapsed().unwrap_or_default()))
+    }
+
     /// Keeps an object durably; returns where.
     pub fn push(&self, object: &Object) -> Result<PathBuf, SpoolError> {
         let header = Header {

@@ -769,3 +769,102 @@ async fn capacity_fires_missed_between_runs_are_counted() {
         "{line}"
     );
 }
+
+// ------------------------------------------------------------------ the daemon's listener
+
+/// A port free right now on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs the daemon on `config` for `secs`, reading `/healthz` and `/metrics` at the end;
+/// returns (health status, health body, metrics, daemon log).
+async fn daemon_and_listener(config: &str, secs: u64) -> (u16, String, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = format!("[http]\nlisten = \"127.0.0.1:{port}\"\nunhealthy_after = 2\n\n{config}");
+    std::fs::write(dir.path().join("config.toml"), &config).unwrap();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ceph-stats-exporter"))
+        .arg("--config")
+        .arg(dir.path().join("config.toml"))
+        .env("STATE_DIRECTORY", dir.path().join("state"))
+        .env_remove("CEPH_STATS_EXPORTER_LOG")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    let status = health.status().as_u16();
+    let health = health.text().await.unwrap();
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("the daemon stops after SIGTERM")
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    assert!(!log.contains(SECRET_KEY) && !metrics.contains(SECRET_KEY));
+    (status, health, metrics, log)
+}
+
+#[tokio::test]
+async fn the_daemon_reports_health_and_metrics() {
+    let (source, s3) = (
+        Fake::start(json(wrapped_tree("ceph-osd-df-tree.json"))).await,
+        Fake::bucket().await,
+    );
+    let cfg = config(&s3, None, Some(&source), "").replace("every = \"10s\"", "every = \"1s\"");
+    let (status, health, metrics, log) = daemon_and_listener(&cfg, 3).await;
+    assert_eq!(status, 200, "{health}\n{log}");
+    assert!(health.contains("pool_df: ok, last success"), "{health}");
+    let stored = s3.requests().len();
+    assert!(stored >= 2, "{log}");
+    assert_contains_all(
+        &metrics,
+        &[
+            "ceph_stats_exporter_runs_total{job=\"pool_df\"}",
+            "ceph_stats_exporter_objects_stored_total{job=\"pool_df\"}",
+            "ceph_stats_exporter_last_success_timestamp_seconds{job=\"pool_df\"}",
+            "ceph_stats_exporter_spool_objects 0",
+            "ceph_stats_exporter_request_retries_total{client=\"s3\"} 0",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_failing_turns_health_red_and_is_counted() {
+    let (source, s3) = (
+        Fake::start(answer(502, "text/html", HTML_502)).await,
+        Fake::bucket().await,
+    );
+    let cfg = config(&s3, None, Some(&source), "").replace("every = \"10s\"", "every = \"1s\"");
+    let (status, health, metrics, _) = daemon_and_listener(&cfg, 4).await;
+    assert_eq!(status, 503, "{health}");
+    assert!(
+        health.contains("pool_df: UNHEALTHY, no success for"),
+        "{health}"
+    );
+    assert!(
+        metrics.contains(
+            "ceph_stats_exporter_run_failures_total{job=\"pool_df\",reason=\"ceph_source\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(s3.requests().is_empty());
+}
