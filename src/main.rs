@@ -89,11 +89,6 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
     let config = Config::load(&cli.config).map_err(|e| e.to_string())?;
-    let app::Assembly {
-        mut specs,
-        context: cx,
-        retries,
-    } = app::assemble(&config, cli.dry_run).map_err(|e| e.to_string())?;
     let explicit_window = match (cli.from, cli.to) {
         (Some(from), Some(to)) => {
             Some(Window::explicit(from, to).map_err(|e| format!("--from/--to: {e}"))?)
@@ -109,49 +104,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         wanted = vec!["rgw_usage".into()];
     }
-    if !wanted.is_empty() {
-        for w in &wanted {
-            if !specs.iter().any(|s| s.job.name() == w) {
-                let enabled: Vec<_> = specs.iter().map(|s| s.job.name()).collect();
-                return Err(format!(
-                    "--job {w}: no such enabled job (enabled: {})",
-                    enabled.join(", ")
-                ));
-            }
-        }
-        specs.retain(|s| wanted.iter().any(|w| w == s.job.name()));
-    }
-    if specs.is_empty() {
-        return Err(format!("{}: no job is enabled", cli.config.display()));
-    }
+    let assembly = assemble(&cli, &config, &wanted)?;
+
     if !cli.once {
-        let cx = Arc::new(cx);
-        let periods: Vec<_> = specs
-            .iter()
-            .map(|s| (s.job.name(), s.schedule.period()))
-            .collect();
-        let metrics = Arc::new(Metrics::new(&periods, &retries));
-        if let Some(http) = &config.http {
-            let observed = Observed {
-                metrics: metrics.clone(),
-                unhealthy_after: http.unhealthy_after,
-                refresh: spool_gauges(cx.clone(), metrics.clone()),
-            };
-            let bound = listener::start(http.listen, observed)
-                .await
-                .map_err(|e| format!("http.listen {}: {e}", http.listen))?;
-            tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
-        }
-        scheduler::run(
-            specs,
-            cx,
-            metrics,
-            config.shutdown_timeout,
-            config.flush_interval,
-            shutdown_signal(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        run_daemon(&cli, config, assembly, &wanted).await?;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -163,7 +119,97 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             tracing::warn!(end = %w.end, "the window is not complete yet: its numbers can still grow");
         }
     }
-    Ok(run_once(&specs, now, explicit_window, &cx).await)
+    Ok(run_once(&assembly.specs, now, explicit_window, &assembly.context).await)
+}
+
+/// The jobs, delivery and state of `config`, keeping only the `wanted` jobs (all if empty).
+fn assemble(cli: &Cli, config: &Config, wanted: &[String]) -> Result<app::Assembly, String> {
+    let mut assembly = app::assemble(config, cli.dry_run).map_err(|e| e.to_string())?;
+    let specs = &mut assembly.specs;
+    for w in wanted {
+        if !specs.iter().any(|s| s.job.name() == w) {
+            let enabled: Vec<_> = specs.iter().map(|s| s.job.name()).collect();
+            return Err(format!(
+                "--job {w}: no such enabled job (enabled: {})",
+                enabled.join(", ")
+            ));
+        }
+    }
+    if !wanted.is_empty() {
+        specs.retain(|s| wanted.iter().any(|w| w == s.job.name()));
+    }
+    if specs.is_empty() {
+        return Err(format!("{}: no job is enabled", cli.config.display()));
+    }
+    Ok(assembly)
+}
+
+fn periods(specs: &[JobSpec]) -> Vec<(&'static str, std::time::Duration)> {
+    specs
+        .iter()
+        .map(|s| (s.job.name(), s.schedule.period()))
+        .collect()
+}
+
+/// The daemon: runs the scheduler until SIGTERM/SIGINT; on SIGHUP, stops it (letting runs in
+/// flight finish), loads the config again and starts anew, or keeps the old config if the new
+/// one is bad. The spool is on disk, so nothing waiting in it is lost across a reload.
+async fn run_daemon(
+    cli: &Cli,
+    mut config: Config,
+    assembly: app::Assembly,
+    wanted: &[String],
+) -> Result<(), String> {
+    let mut signals = Signals::install()?;
+    let app::Assembly {
+        mut specs,
+        context,
+        retries,
+    } = assembly;
+    let mut cx = Arc::new(context);
+    let metrics = Arc::new(Metrics::new(&periods(&specs), &retries));
+    if let Some(http) = &config.http {
+        let observed = Observed {
+            metrics: metrics.clone(),
+            unhealthy_after: http.unhealthy_after,
+            refresh: spool_gauges(cx.clone(), metrics.clone()),
+        };
+        let bound = listener::start(http.listen, observed)
+            .await
+            .map_err(|e| format!("http.listen {}: {e}", http.listen))?;
+        tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
+    }
+    loop {
+        let mut received = Signal::Stop;
+        let stopped = scheduler::run(
+            specs.clone(),
+            cx.clone(),
+            metrics.clone(),
+            config.shutdown_timeout,
+            config.flush_interval,
+            async { received = signals.next().await },
+        )
+        .await;
+        match (received, stopped) {
+            (Signal::Stop, result) => return result.map_err(|e| e.to_string()),
+            (Signal::Reload, Err(e)) => tracing::warn!("reload: {e}"),
+            (Signal::Reload, Ok(())) => {}
+        }
+        let reloaded = Config::load(&cli.config)
+            .map_err(|e| e.to_string())
+            .and_then(|new| assemble(cli, &new, wanted).map(|a| (new, a)));
+        match reloaded {
+            Ok((new, a)) => {
+                if new.http != config.http {
+                    tracing::warn!("[http] changes take effect at the next start, not on reload");
+                }
+                metrics.set_jobs(&periods(&a.specs));
+                (config, specs, cx) = (new, a.specs, Arc::new(a.context));
+                tracing::info!("configuration reloaded");
+            }
+            Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
+        }
+    }
 }
 
 async fn run_once(
@@ -236,18 +282,35 @@ fn spool_gauges(cx: Arc<Context>, metrics: Arc<Metrics>) -> Box<dyn Fn() + Send 
     })
 }
 
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
+#[derive(Clone, Copy)]
+enum Signal {
+    Stop,
+    Reload,
+}
+
+/// SIGTERM and SIGINT stop the daemon; SIGHUP reloads its config.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let install = |kind| signal(kind).map_err(|e| format!("signal handler: {e}"));
+        Ok(Signals {
+            term: install(SignalKind::terminate())?,
+            int: install(SignalKind::interrupt())?,
+            hup: install(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => { tracing::info!("SIGTERM"); Signal::Stop }
+            _ = self.int.recv() => { tracing::info!("SIGINT"); Signal::Stop }
+            _ = self.hup.recv() => { tracing::info!("SIGHUP: reloading the configuration"); Signal::Reload }
+        }
     }
 }

@@ -178,6 +178,20 @@ impl Metrics {
         }
     }
 
+    /// After a reload: the jobs now configured, keeping the last success of those that stay.
+    pub fn set_jobs(&self, jobs: &[(&str, Duration)]) {
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = std::mem::take(&mut *health);
+        for (name, period) in jobs {
+            let last_success = kept.get(*name).and_then(|h| h.last_success);
+            let h = JobHealth {
+                period: *period,
+                last_success,
+            };
+            health.insert(name.to_string(), h);
+        }
+    }
+
     /// The spool as it is now (read at scrape time).
     pub fn set_spool(&self, depth: Depth, oldest_age: Option<Duration>) {
         self.spool_objects.set(depth.objects as i64);

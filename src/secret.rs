@@ -7,6 +7,8 @@
 //! secret_key = "literal value"                      # in the file itself
 //! secret_key = { env = "EXPORTER_SECRET_KEY" }      # from the environment
 //! secret_key = { file = "/run/credentials/x/key" }  # from a file (trailing newline trimmed)
+//! secret_key = { credential = "secret_key" }        # systemd LoadCredential=, from
+//!                                                   # $CREDENTIALS_DIRECTORY/secret_key
 //! ```
 
 use std::fmt;
@@ -45,12 +47,13 @@ impl fmt::Display for Secret {
 #[derive(Clone, Deserialize)]
 #[serde(
     untagged,
-    expecting = "a string, { env = \"VARIABLE\" } or { file = \"/path\" }"
+    expecting = "a string, { env = \"VARIABLE\" }, { file = \"/path\" } or { credential = \"NAME\" }"
 )]
 pub enum SecretSource {
     Inline(Secret),
     Env { env: String },
     File { file: PathBuf },
+    Credential { credential: String },
 }
 
 impl<'de> Deserialize<'de> for Secret {
@@ -65,6 +68,7 @@ impl fmt::Debug for SecretSource {
             SecretSource::Inline(_) => f.write_str("Inline([redacted])"),
             SecretSource::Env { env } => write!(f, "Env({env})"),
             SecretSource::File { file } => write!(f, "File({})", file.display()),
+            SecretSource::Credential { credential } => write!(f, "Credential({credential})"),
         }
     }
 }
@@ -81,6 +85,10 @@ pub enum SecretError {
     },
     #[error("{0} is empty")]
     Empty(String),
+    #[error(
+        "credential {0}: $CREDENTIALS_DIRECTORY is not set (run under systemd with LoadCredential=)"
+    )]
+    NoCredentials(String),
 }
 
 impl SecretSource {
@@ -92,15 +100,11 @@ impl SecretSource {
                 std::env::var(env).map_err(|_| SecretError::EnvMissing(env.clone()))?,
                 format!("environment variable {env}"),
             ),
-            SecretSource::File { file } => {
-                let text = std::fs::read_to_string(file).map_err(|source| SecretError::File {
-                    path: file.clone(),
-                    source,
-                })?;
-                (
-                    text.trim_end_matches(['\r', '\n']).to_string(),
-                    format!("secret file {}", file.display()),
-                )
+            SecretSource::File { file } => read_secret_file(file)?,
+            SecretSource::Credential { credential } => {
+                let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
+                    .ok_or_else(|| SecretError::NoCredentials(credential.clone()))?;
+                read_secret_file(&PathBuf::from(dir).join(credential))?
             }
         };
         if value.is_empty() {
@@ -108,6 +112,18 @@ impl SecretSource {
         }
         Ok(Secret(value))
     }
+}
+
+/// A secret file's text, without its trailing newline, and where it came from.
+fn read_secret_file(file: &std::path::Path) -> Result<(String, String), SecretError> {
+    let text = std::fs::read_to_string(file).map_err(|source| SecretError::File {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    Ok((
+        text.trim_end_matches(['\r', '\n']).to_string(),
+        format!("secret file {}", file.display()),
+    ))
 }
 
 #[cfg(test)]
@@ -153,6 +169,19 @@ mod tests {
             .contains("/nonexistent/secret"));
         let src = parse("key = \"\"").unwrap();
         assert!(src.resolve().is_err());
+    }
+
+    #[test]
+    fn credentials_come_from_the_systemd_credentials_directory() {
+        let src = parse("key = { credential = \"secret_key\" }").unwrap();
+        // The only test that touches this variable.
+        std::env::remove_var("CREDENTIALS_DIRECTORY");
+        let err = src.resolve().unwrap_err().to_string();
+        assert!(err.contains("LoadCredential"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret_key"), "from-systemd\n").unwrap();
+        std::env::set_var("CREDENTIALS_DIRECTORY", dir.path());
+        assert_eq!(src.resolve().unwrap().expose(), "from-systemd");
     }
 
     #[test]

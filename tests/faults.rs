@@ -781,22 +781,52 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Starts the daemon on `config`, written into `dir` (which also holds its state).
+fn spawn_daemon(dir: &std::path::Path, config: &str) -> tokio::process::Child {
+    std::fs::write(dir.join("config.toml"), config).unwrap();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_ceph-stats-exporter"))
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .env("STATE_DIRECTORY", dir.join("state"))
+        .env_remove("CEPH_STATS_EXPORTER_LOG")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+fn signal(child: &tokio::process::Child, name: &str) {
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// SIGTERM; the daemon must exit 0 within 30 s. Returns its log.
+async fn stop_daemon(child: tokio::process::Child) -> String {
+    signal(&child, "TERM");
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("the daemon stops after SIGTERM")
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    assert!(
+        !log.contains("panicked") && !log.contains(SECRET_KEY),
+        "{log}"
+    );
+    log
+}
+
 /// Runs the daemon on `config` for `secs`, reading `/healthz` and `/metrics` at the end;
 /// returns (health status, health body, metrics, daemon log).
 async fn daemon_and_listener(config: &str, secs: u64) -> (u16, String, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = format!("[http]\nlisten = \"127.0.0.1:{port}\"\nunhealthy_after = 2\n\n{config}");
-    std::fs::write(dir.path().join("config.toml"), &config).unwrap();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ceph-stats-exporter"))
-        .arg("--config")
-        .arg(dir.path().join("config.toml"))
-        .env("STATE_DIRECTORY", dir.path().join("state"))
-        .env_remove("CEPH_STATS_EXPORTER_LOG")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let child = spawn_daemon(dir.path(), &config);
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let base = format!("http://127.0.0.1:{port}");
     let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
@@ -808,19 +838,59 @@ async fn daemon_and_listener(config: &str, secs: u64) -> (u16, String, String, S
         .text()
         .await
         .unwrap();
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .expect("the daemon stops after SIGTERM")
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{log}");
-    assert!(!log.contains(SECRET_KEY) && !metrics.contains(SECRET_KEY));
+    let log = stop_daemon(child).await;
+    assert!(!metrics.contains(SECRET_KEY));
     (status, health, metrics, log)
+}
+
+#[tokio::test]
+async fn sighup_applies_a_good_config_and_refuses_a_bad_one() {
+    let (source, s3) = (
+        Fake::start(json(wrapped_tree("ceph-osd-df-tree.json"))).await,
+        Fake::bucket().await,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&s3, None, Some(&source), "").replace("every = \"10s\"", "every = \"1s\"");
+    let child = spawn_daemon(dir.path(), &cfg);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let reloaded = cfg.replace(
+        "every = \"1s\"",
+        "every = \"1s\"\nkey = \"reloaded/pool.%Y-%m-%d/%H/%M/%S\"",
+    );
+    std::fs::write(dir.path().join("config.toml"), &reloaded).unwrap();
+    signal(&child, "HUP");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    std::fs::write(
+        dir.path().join("config.toml"),
+        reloaded.replace("every = \"1s\"", "every = \"7m\""),
+    )
+    .unwrap();
+    signal(&child, "HUP");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let log = stop_daemon(child).await;
+
+    let keys: Vec<String> = s3.requests().iter().map(|r| r.target.clone()).collect();
+    let first_reloaded = keys
+        .iter()
+        .position(|k| k.starts_with("/info/reloaded/"))
+        .unwrap_or_else(|| panic!("{keys:?}\n{log}"));
+    assert!(first_reloaded >= 1, "{keys:?}");
+    // Once reloaded, every key uses the new template, through the refused second reload.
+    assert!(
+        keys[first_reloaded..]
+            .iter()
+            .all(|k| k.starts_with("/info/reloaded/")),
+        "{keys:?}"
+    );
+    assert!(keys.len() - first_reloaded >= 4, "{keys:?}\n{log}");
+    assert_contains_all(
+        &log,
+        &[
+            "configuration reloaded",
+            "reload refused, the running configuration stays",
+            "jobs.pool_df.every: interval 7m",
+        ],
+    );
 }
 
 #[tokio::test]
