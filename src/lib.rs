@@ -8,6 +8,7 @@
 pub mod app;
 pub mod catchup;
 pub mod ceph_source;
+pub mod check;
 pub mod config;
 pub mod delivery;
 pub mod format;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use ceph_stats_exporter::config::Config;
 use ceph_stats_exporter::jobs::Fire;
@@ -16,13 +16,19 @@ use ceph_stats_exporter::window::Window;
 use ceph_stats_exporter::{app, scheduler};
 
 /// Archive Ceph capacity and RGW usage snapshots as objects in S3.
+///
+/// Without a subcommand, runs the daemon: each enabled job fires on its schedule until SIGTERM
+/// or SIGINT; SIGHUP reloads the configuration.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "ceph-stats-exporter", version, about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The configuration file (see config.example.toml).
     #[arg(
         long,
         short,
+        global = true,
         env = "CEPH_STATS_EXPORTER_CONFIG",
         default_value = "/etc/ceph-stats-exporter/config.toml"
     )]
@@ -43,8 +49,20 @@ struct Cli {
     #[arg(long, requires = "from", requires = "once")]
     to: Option<DateTime<Utc>>,
     /// Log line format on standard error.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Verify the configuration against the real services, a line each: state directory,
+    /// clocks, reachability, credentials, the bucket (a probe object is written and deleted),
+    /// the Ceph source, the usage caps. Exits 0 when everything passed.
+    Check,
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    Man,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -88,6 +106,25 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, String> {
+    match &cli.command {
+        None => {}
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "ceph-stats-exporter",
+                &mut std::io::stdout(),
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Command::Man) => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| format!("writing the man page: {e}"))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Command::Check) => return Ok(check(&cli.config).await),
+    }
     let config = Config::load(&cli.config).map_err(|e| e.to_string())?;
     let explicit_window = match (cli.from, cli.to) {
         (Some(from), Some(to)) => {
@@ -120,6 +157,39 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         }
     }
     Ok(run_once(&assembly.specs, now, explicit_window, &assembly.context).await)
+}
+
+/// `check`: a line per verification on stdout.
+async fn check(path: &std::path::Path) -> ExitCode {
+    let config = match Config::load(path) {
+        Ok(c) => {
+            println!(
+                "ok   config {} parses and its secrets are readable",
+                path.display()
+            );
+            c
+        }
+        Err(e) => {
+            println!("FAIL config: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let findings = ceph_stats_exporter::check::run(&config).await;
+    for f in &findings {
+        if f.ok {
+            println!("ok   {}", f.what);
+        } else {
+            println!("FAIL {}\n     {}", f.what, f.detail);
+        }
+    }
+    let failed = findings.iter().filter(|f| !f.ok).count();
+    if failed == 0 {
+        println!("all {} checks passed", findings.len() + 1);
+        ExitCode::SUCCESS
+    } else {
+        println!("{failed} of {} checks failed", findings.len() + 1);
+        ExitCode::FAILURE
+    }
 }
 
 /// The jobs, delivery and state of `config`, keeping only the `wanted` jobs (all if empty).

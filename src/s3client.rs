@@ -124,13 +124,7 @@ impl S3Client {
         for (name, value) in metadata {
             headers.push((format!("x-amz-meta-{name}"), value.clone()));
         }
-        let encoded_key = s3auth::encode_key(key);
-        let (path, vhost_bucket) = match self.endpoint.addressing {
-            Addressing::Path => (format!("{}/{bucket}/{encoded_key}", self.base_path()), None),
-            Addressing::VirtualHost => {
-                (format!("{}/{encoded_key}", self.base_path()), Some(bucket))
-            }
-        };
+        let (path, vhost_bucket) = self.object_path(bucket, key);
         self.send(Req {
             op: "PUT object",
             method: Method::PUT,
@@ -142,6 +136,33 @@ impl S3Client {
         })
         .await
         .map(drop)
+    }
+
+    /// DELETE one object (`check` removes its probe with it).
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), S3Error> {
+        let (path, vhost_bucket) = self.object_path(bucket, key);
+        self.send(Req {
+            op: "DELETE object",
+            method: Method::DELETE,
+            path,
+            query: None,
+            vhost_bucket,
+            headers: vec![],
+            body: vec![],
+        })
+        .await
+        .map(drop)
+    }
+
+    /// The URL path of an object, and the bucket when it travels in the host name.
+    fn object_path<'b>(&self, bucket: &'b str, key: &str) -> (String, Option<&'b str>) {
+        let encoded_key = s3auth::encode_key(key);
+        match self.endpoint.addressing {
+            Addressing::Path => (format!("{}/{bucket}/{encoded_key}", self.base_path()), None),
+            Addressing::VirtualHost => {
+                (format!("{}/{encoded_key}", self.base_path()), Some(bucket))
+            }
+        }
     }
 
     /// A signed GET on the admin API (`/admin/usage`, ...); returns the body.

@@ -486,3 +486,56 @@ fn a_broken_ceph_source_fails_its_job_only() {
     assert!(err.contains("1 of 2 jobs failed: pool_df"), "{err}");
     assert!(!list_keys("err-ok/usage.").is_empty());
 }
+
+#[test]
+#[ignore = "needs the loopback cluster: run dev/test.sh"]
+fn check_verifies_everything_and_names_what_fails() {
+    let _l = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = format!(
+        "{}{}",
+        pool_df_job("chk/pool.%Y%m%d%H%M%S", "text", ""),
+        usage_job("chk/usage.%Y%m%d%H%M%S", "text", "")
+    );
+    let good = config(dir.path(), &jobs);
+    let out = exporter(&good, &["check"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    let text = stdout(&out);
+    for want in [
+        "ok   s3: clocks agree",
+        "ok   bucket info: a probe object can be written and deleted",
+        "ok   pool_df: `ceph osd df tree` answers: CRUSH roots default",
+        "ok   rgw: access key EXPORTERACCESSKEY0001 may read the usage log",
+        "all 8 checks passed",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    // The probe object was deleted again.
+    assert!(list_keys(".ceph-stats-exporter-check/").is_empty());
+
+    // Alice may write her own buckets but has no admin caps; the bucket does not exist.
+    let bad = write_config(
+        dir.path(),
+        "no-such-bucket-for-check",
+        "",
+        "",
+        &format!(
+            "[rgw]\naccess_key = \"{}\"\nsecret_key = \"{}\"\n{}",
+            alice().access,
+            alice().secret,
+            usage_job("chk/usage.%Y%m%d%H%M%S", "text", "")
+        ),
+    );
+    let out = exporter(&bad, &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    for want in [
+        "FAIL bucket no-such-bucket-for-check",
+        "NoSuchBucket",
+        "FAIL rgw: access key ALICEACCESSKEY000001 may read the usage log",
+        "usage=read",
+        "2 of 11 checks failed",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+}
