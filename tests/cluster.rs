@@ -534,7 +534,7 @@ fn check_verifies_everything_and_names_what_fails() {
         "NoSuchBucket",
         "FAIL rgw: access key ALICEACCESSKEY000001 may read the usage log",
         "usage=read",
-        "2 of 11 checks failed",
+        "2 of 10 checks failed",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
