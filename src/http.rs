@@ -52,21 +52,35 @@ pub fn classify(e: reqwest::Error, timeout: Duration) -> HttpError {
 
 /// Reads a whole body, refusing to hold more than `limit` bytes.
 pub async fn read_limited(
-    mut resp: reqwest::Response,
+    resp: reqwest::Response,
     limit: u64,
     timeout: Duration,
 ) -> Result<Vec<u8>, HttpError> {
+    let mut body = Vec::new();
+    copy_limited(resp, limit, timeout, &mut body).await?;
+    Ok(body)
+}
+
+/// Copies a body into `out` as it arrives, refusing more than `limit` bytes.
+pub async fn copy_limited(
+    mut resp: reqwest::Response,
+    limit: u64,
+    timeout: Duration,
+    out: &mut impl std::io::Write,
+) -> Result<u64, HttpError> {
     if resp.content_length().is_some_and(|n| n > limit) {
         return Err(HttpError::TooLarge { limit });
     }
-    let mut body = Vec::new();
+    let mut copied = 0u64;
     while let Some(chunk) = resp.chunk().await.map_err(|e| classify(e, timeout))? {
-        if body.len() as u64 + chunk.len() as u64 > limit {
+        copied += chunk.len() as u64;
+        if copied > limit {
             return Err(HttpError::TooLarge { limit });
         }
-        body.extend_from_slice(&chunk);
+        out.write_all(&chunk)
+            .map_err(|e| HttpError::Transport(format!("writing the body to disk: {e}")))?;
     }
-    Ok(body)
+    Ok(copied)
 }
 
 /// An error and all its causes on one line ("error sending request: connection refused").

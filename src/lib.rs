@@ -28,6 +28,7 @@ pub mod sink;
 pub mod snapshot;
 pub mod spool;
 pub mod state;
+pub mod synth;
 #[cfg(test)]
 mod testutil;
 pub mod usage;

@@ -52,6 +52,7 @@ impl RunError {
             RunError::Collect(JobError::Rgw(_)) => "rgw",
             RunError::Collect(JobError::OsdDf { .. } | JobError::Usage { .. }) => "bad_answer",
             RunError::Collect(JobError::Window(_)) => "window",
+            RunError::Collect(JobError::Task(_)) => "internal",
             RunError::Deliver { .. } => "lost",
             RunError::State(_) => "state",
         }

@@ -4,6 +4,7 @@
 //! and the response size limit, and turns an error answer (XML from the S3 API, JSON from the
 //! admin API, anything at all from a proxy) into an [`S3Error`] that says what to do.
 
+use std::io::Seek;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -68,8 +69,16 @@ impl std::fmt::Debug for S3Client {
     }
 }
 
+/// A successful answer's body: in memory, or (large answers) in an unnamed temporary file.
+pub enum Body {
+    Memory(Vec<u8>),
+    File(std::fs::File),
+}
+
 /// What one request is made of, before signing.
 struct Req<'a> {
+    /// Spill the answer to a temporary file instead of memory.
+    to_file: bool,
     op: &'static str,
     method: Method,
     /// The URL path as sent (already percent-encoded).
@@ -126,6 +135,7 @@ impl S3Client {
         }
         let (path, vhost_bucket) = self.object_path(bucket, key);
         self.send(Req {
+            to_file: false,
             op: "PUT object",
             method: Method::PUT,
             path,
@@ -142,6 +152,7 @@ impl S3Client {
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), S3Error> {
         let (path, vhost_bucket) = self.object_path(bucket, key);
         self.send(Req {
+            to_file: false,
             op: "DELETE object",
             method: Method::DELETE,
             path,
@@ -171,12 +182,38 @@ impl S3Client {
         resource: &str,
         query: &[(&str, &str)],
     ) -> Result<Vec<u8>, S3Error> {
+        match self.admin_get_body(resource, query, false).await? {
+            Body::Memory(body) => Ok(body),
+            Body::File(_) => unreachable!("asked for the body in memory"),
+        }
+    }
+
+    /// Like [`Self::admin_get`], with the body in a temporary file: for answers too large to
+    /// hold (the usage log of a big cluster), to be parsed as a stream.
+    pub async fn admin_get_file(
+        &self,
+        resource: &str,
+        query: &[(&str, &str)],
+    ) -> Result<std::fs::File, S3Error> {
+        match self.admin_get_body(resource, query, true).await? {
+            Body::File(file) => Ok(file),
+            Body::Memory(_) => unreachable!("asked for the body in a file"),
+        }
+    }
+
+    async fn admin_get_body(
+        &self,
+        resource: &str,
+        query: &[(&str, &str)],
+        to_file: bool,
+    ) -> Result<Body, S3Error> {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(query)
             .finish()
             // RGW decodes %20 and + alike; %20 reads better in logs.
             .replace('+', "%20");
         self.send(Req {
+            to_file,
             op: "GET",
             method: Method::GET,
             path: format!("{}{resource}", self.base_path()),
@@ -208,7 +245,7 @@ impl S3Client {
 
     /// Sends a request, retrying what retrying can fix (see [`verdict`]) with exponential
     /// backoff and full jitter, and correcting for a skewed clock once.
-    async fn send(&self, req: Req<'_>) -> Result<Vec<u8>, S3Error> {
+    async fn send(&self, req: Req<'_>) -> Result<Body, S3Error> {
         let policy = &self.endpoint.retry;
         let mut clock_fixed = false;
         let mut attempt = 0;
@@ -266,7 +303,7 @@ impl S3Client {
     async fn send_once(
         &self,
         req: &Req<'_>,
-    ) -> Result<Vec<u8>, (S3Error, Option<SystemTime>, SystemTime)> {
+    ) -> Result<Body, (S3Error, Option<SystemTime>, SystemTime)> {
         let sent_at = self.now();
         let fail = |e: S3Error| (e, None, sent_at);
         let url = self.url_for(req).map_err(fail)?;
@@ -326,9 +363,22 @@ impl S3Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| httpdate::parse_http_date(v).ok());
         if status.is_success() {
-            return http::read_limited(resp, self.endpoint.max_response_bytes, timeout)
+            let limit = self.endpoint.max_response_bytes;
+            if !req.to_file {
+                let body = http::read_limited(resp, limit, timeout).await;
+                return body.map(Body::Memory).map_err(http_err);
+            }
+            let spill = |e: std::io::Error| {
+                http_err(HttpError::Transport(format!(
+                    "temporary file for the body: {e}"
+                )))
+            };
+            let mut file = tempfile::tempfile().map_err(spill)?;
+            http::copy_limited(resp, limit, timeout, &mut file)
                 .await
-                .map_err(http_err);
+                .map_err(http_err)?;
+            file.rewind().map_err(spill)?;
+            return Ok(Body::File(file));
         }
         let body = http::read_limited(resp, ERROR_BODY_LIMIT, timeout)
             .await

@@ -7,9 +7,11 @@
 //! The report keeps everything in `BTreeMap`s so that the same answer always renders to the same
 //! bytes, whatever order RGW listed it in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 
 use chrono::{DateTime, Utc};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::window::Window;
@@ -60,18 +62,6 @@ pub struct UsageReport {
     /// Present when the job asks RGW for entries (`show_entries = true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub buckets: Option<Vec<BucketUsage>>,
-}
-
-#[derive(Deserialize)]
-struct RawUsage {
-    entries: Option<Vec<RawUserEntries>>,
-    summary: Vec<RawSummary>,
-}
-
-#[derive(Deserialize)]
-struct RawUserEntries {
-    user: String,
-    buckets: Vec<RawBucket>,
 }
 
 #[derive(Deserialize)]
@@ -151,68 +141,132 @@ fn sum<'a>(
         .ok_or_else(|| UsageError::Overflow(what.to_string()))
 }
 
-/// Parses an `/admin/usage` answer for `window`, checking that every record lies inside it and
-/// that the entries (when asked for) add up to the summary.
+/// Parses an `/admin/usage` answer held in memory. See [`parse_reader`].
 pub fn parse(json: &[u8], window: Window, with_entries: bool) -> Result<UsageReport, UsageError> {
-    let raw: RawUsage = serde_json::from_slice(json)?;
-
-    let mut users = BTreeMap::new();
-    for s in &raw.summary {
-        let mut categories = BTreeMap::new();
-        for c in &s.categories {
-            add_into(&mut categories, &c.category, c.counters, &s.user)?;
-        }
-        let usage = UserUsage {
-            total: s.total,
-            categories,
-        };
-        if users.insert(s.user.clone(), usage).is_some() {
-            return Err(UsageError::DuplicateUser(s.user.clone()));
-        }
-    }
-    let total = sum(users.values().map(|u| &u.total), "the cluster total")?;
-
-    let buckets = match (with_entries, raw.entries) {
-        (false, _) => None,
-        (true, None) => return Err(UsageError::MissingEntries),
-        (true, Some(entries)) => Some(aggregate_entries(&entries, window, &users)?),
-    };
-    Ok(UsageReport {
-        window,
-        total,
-        users,
-        buckets,
-    })
+    let mut de = serde_json::Deserializer::from_slice(json);
+    parse_from(&mut de, window, with_entries)
 }
 
-fn aggregate_entries(
-    entries: &[RawUserEntries],
+/// Parses an `/admin/usage` answer for `window` as it streams by, checking that every record
+/// lies inside the window and that the entries (when asked for) add up to the summary.
+///
+/// Memory grows with the number of distinct (owner, bucket, category) triples, not with the
+/// size of the answer: RGW repeats each bucket once per hour record, and those are summed as
+/// they are read. One bucket record is held at a time.
+pub fn parse_reader(
+    reader: impl std::io::Read,
     window: Window,
-    users: &BTreeMap<String, UserUsage>,
-) -> Result<Vec<BucketUsage>, UsageError> {
-    // (owner, bucket) -> category -> counters; per user -> counters, to check against summary.
-    let mut by_bucket: BTreeMap<(String, String), BTreeMap<String, Counters>> = BTreeMap::new();
-    let mut per_user: BTreeMap<String, Counters> = BTreeMap::new();
-    for e in entries {
-        for b in &e.buckets {
-            let hour = DateTime::<Utc>::from_timestamp(b.epoch, 0);
-            if !hour.is_some_and(|t| window.contains(t)) {
-                return Err(UsageError::OutsideWindow {
-                    user: e.user.clone(),
-                    bucket: b.bucket.clone(),
-                    time: hour.map_or_else(|| b.epoch.to_string(), |t| t.to_rfc3339()),
-                    window,
-                });
-            }
-            let cats = by_bucket
-                .entry((b.owner.clone(), b.bucket.clone()))
-                .or_default();
-            for c in &b.categories {
-                add_into(cats, &c.category, c.counters, &b.bucket)?;
-                add_into(&mut per_user, &e.user, c.counters, &e.user)?;
-            }
-        }
+    with_entries: bool,
+) -> Result<UsageReport, UsageError> {
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    parse_from(&mut de, window, with_entries)
+}
+
+fn parse_from<'de, R: serde_json::de::Read<'de>>(
+    de: &mut serde_json::Deserializer<R>,
+    window: Window,
+    with_entries: bool,
+) -> Result<UsageReport, UsageError> {
+    let mut agg = Aggregate {
+        window,
+        with_entries,
+        saw_entries: false,
+        by_bucket: HashMap::new(),
+        per_user: BTreeMap::new(),
+        summary: None,
+        failure: None,
+    };
+    let parsed = Answer(&mut agg)
+        .deserialize(&mut *de)
+        .and_then(|()| de.end());
+    // A record that broke a rule stops the parse; say which rule, not "custom error".
+    if let Some(e) = agg.failure.take() {
+        return Err(e);
     }
+    parsed?;
+    agg.finish()
+}
+
+/// What the streaming parse has gathered so far.
+struct Aggregate {
+    window: Window,
+    with_entries: bool,
+    saw_entries: bool,
+    /// (owner, bucket) -> category -> counters.
+    by_bucket: HashMap<(String, String), HashMap<String, Counters>>,
+    /// Entries summed per user, to check against the summary.
+    per_user: BTreeMap<String, Counters>,
+    summary: Option<Vec<RawSummary>>,
+    failure: Option<UsageError>,
+}
+
+impl Aggregate {
+    /// Folds one bucket record in; `user_sum` collects the record's counters for its user.
+    fn add(&mut self, b: RawBucket, user_sum: &mut Counters) -> Result<(), UsageError> {
+        let hour = DateTime::<Utc>::from_timestamp(b.epoch, 0);
+        if !hour.is_some_and(|t| self.window.contains(t)) {
+            return Err(UsageError::OutsideWindow {
+                user: b.owner,
+                bucket: b.bucket,
+                time: hour.map_or_else(|| b.epoch.to_string(), |t| t.to_rfc3339()),
+                window: self.window,
+            });
+        }
+        let record = sum(b.categories.iter().map(|c| &c.counters), &b.bucket)?;
+        *user_sum = user_sum
+            .checked_add(record)
+            .ok_or_else(|| UsageError::Overflow(b.owner.clone()))?;
+        // The record's own strings become the keys: no copies on the hot path.
+        let cats = self.by_bucket.entry((b.owner, b.bucket)).or_default();
+        for c in b.categories {
+            let slot = cats.entry(c.category).or_default();
+            *slot = slot
+                .checked_add(c.counters)
+                .ok_or_else(|| UsageError::Overflow("a bucket's categories".into()))?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<UsageReport, UsageError> {
+        let summary = self.summary.unwrap_or_default();
+        let mut users = BTreeMap::new();
+        for s in summary {
+            let mut categories = BTreeMap::new();
+            for c in &s.categories {
+                add_into(&mut categories, &c.category, c.counters, &s.user)?;
+            }
+            let usage = UserUsage {
+                total: s.total,
+                categories,
+            };
+            if users.contains_key(&s.user) {
+                return Err(UsageError::DuplicateUser(s.user));
+            }
+            users.insert(s.user, usage);
+        }
+        let total = sum(users.values().map(|u| &u.total), "the cluster total")?;
+        let buckets = match (self.with_entries, self.saw_entries) {
+            (false, _) => None,
+            (true, false) => return Err(UsageError::MissingEntries),
+            (true, true) => {
+                check_against_summary(&self.per_user, &users)?;
+                Some(sorted_buckets(self.by_bucket)?)
+            }
+        };
+        Ok(UsageReport {
+            window: self.window,
+            total,
+            users,
+            buckets,
+        })
+    }
+}
+
+/// Entries and summary are two views of one log: they must agree user by user.
+fn check_against_summary(
+    per_user: &BTreeMap<String, Counters>,
+    users: &BTreeMap<String, UserUsage>,
+) -> Result<(), UsageError> {
     for (user, u) in users {
         let entries = per_user.get(user).copied().unwrap_or_default();
         if entries != u.total {
@@ -223,16 +277,23 @@ fn aggregate_entries(
             });
         }
     }
-    if let Some(user) = per_user.keys().find(|u| !users.contains_key(*u)) {
-        return Err(UsageError::Inconsistent {
+    match per_user.iter().find(|(u, _)| !users.contains_key(*u)) {
+        Some((user, entries)) => Err(UsageError::Inconsistent {
             user: user.clone(),
-            entries: per_user[user],
+            entries: *entries,
             summary: Counters::default(),
-        });
+        }),
+        None => Ok(()),
     }
-    by_bucket
+}
+
+fn sorted_buckets(
+    by_bucket: HashMap<(String, String), HashMap<String, Counters>>,
+) -> Result<Vec<BucketUsage>, UsageError> {
+    let mut buckets = by_bucket
         .into_iter()
         .map(|((owner, bucket), categories)| {
+            let categories: BTreeMap<_, _> = categories.into_iter().collect();
             let total = sum(categories.values(), &bucket)?;
             Ok(BucketUsage {
                 owner,
@@ -241,7 +302,167 @@ fn aggregate_entries(
                 categories,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, UsageError>>()?;
+    buckets.sort_by(|a, b| (&a.owner, &a.bucket).cmp(&(&b.owner, &b.bucket)));
+    Ok(buckets)
+}
+
+// ------------------------------------------------------------------ the streaming visitors
+
+/// The top-level object: `entries` streamed, `summary` read whole (it is one row per user).
+struct Answer<'a>(&'a mut Aggregate);
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum TopField {
+    Entries,
+    Summary,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> DeserializeSeed<'de> for Answer<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Answer<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the usage answer object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(field) = map.next_key::<TopField>()? {
+            match field {
+                TopField::Entries if self.0.with_entries => {
+                    self.0.saw_entries = true;
+                    map.next_value_seed(Entries(&mut *self.0))?;
+                }
+                TopField::Summary => self.0.summary = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if self.0.summary.is_none() {
+            return Err(de::Error::missing_field("summary"));
+        }
+        Ok(())
+    }
+}
+
+/// `entries`: one element per user.
+struct Entries<'a>(&'a mut Aggregate);
+
+impl<'de> DeserializeSeed<'de> for Entries<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Entries<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of per-user entries")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(UserEntry(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+}
+
+/// `{"user": ..., "buckets": [...]}`, in either key order.
+struct UserEntry<'a>(&'a mut Aggregate);
+
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum EntryField {
+    User,
+    Buckets,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> DeserializeSeed<'de> for UserEntry<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UserEntry<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a per-user entry")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (mut user, mut sum, mut saw_buckets) = (None, Counters::default(), false);
+        while let Some(field) = map.next_key::<EntryField>()? {
+            match field {
+                EntryField::User => user = Some(map.next_value::<String>()?),
+                EntryField::Buckets => {
+                    saw_buckets = true;
+                    map.next_value_seed(Buckets {
+                        agg: &mut *self.0,
+                        sum: &mut sum,
+                    })?;
+                }
+                EntryField::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let user = user.ok_or_else(|| de::Error::missing_field("user"))?;
+        if !saw_buckets {
+            return Err(de::Error::missing_field("buckets"));
+        }
+        let slot = self.0.per_user.entry(user).or_default();
+        match slot.checked_add(sum) {
+            Some(total) => *slot = total,
+            None => return Err(self.0.fail(UsageError::Overflow("a user's entries".into()))),
+        }
+        Ok(())
+    }
+}
+
+/// `buckets`: hour records, folded in one at a time.
+struct Buckets<'a> {
+    agg: &'a mut Aggregate,
+    sum: &'a mut Counters,
+}
+
+impl<'de> DeserializeSeed<'de> for Buckets<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Buckets<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of bucket records")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(b) = seq.next_element::<RawBucket>()? {
+            if let Err(e) = self.agg.add(b, self.sum) {
+                return Err(self.agg.fail(e));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Aggregate {
+    /// Keeps a rule's error and stops the parse with a placeholder serde error.
+    fn fail<E: de::Error>(&mut self, e: UsageError) -> E {
+        let msg = e.to_string();
+        self.failure = Some(e);
+        E::custom(msg)
+    }
 }
 
 #[cfg(test)]

@@ -144,9 +144,13 @@ impl Window {
 }
 
 fn to_utc(local: NaiveDateTime, tz: Tz) -> Result<DateTime<Utc>, WindowError> {
-    // At a DST change, a boundary can be ambiguous (taken early) or missing (an error).
-    tz.from_local_datetime(&local)
-        .earliest()
+    // An ambiguous midnight (clocks going back) is taken early. A missing one (clocks going
+    // forward at midnight, as in Havana or Santiago) starts the day at its first local time.
+    (0..=24 * 60)
+        .find_map(|m| {
+            tz.from_local_datetime(&(local + Duration::minutes(m)))
+                .earliest()
+        })
         .map(|t| t.with_timezone(&Utc))
         .ok_or(WindowError::NoSuchLocalTime(local, tz))
 }
@@ -215,6 +219,18 @@ mod tests {
                 (utc(start), utc(start) + Duration::hours(1))
             );
         }
+    }
+
+    #[test]
+    fn a_day_whose_midnight_does_not_exist_starts_at_its_first_hour() {
+        // Havana springs forward at 00:00 on 2026-03-08: that day starts at 01:00 (05:00Z).
+        let havana: Tz = "America/Havana".parse().unwrap();
+        let w =
+            Window::last_complete(utc("2026-03-09T12:00:00Z"), WindowLength::Day, havana).unwrap();
+        assert_eq!(
+            (w.start, w.end),
+            (utc("2026-03-08T05:00:00Z"), utc("2026-03-09T04:00:00Z"))
+        );
     }
 
     #[test]

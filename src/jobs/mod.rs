@@ -34,6 +34,8 @@ pub enum JobError {
     Usage { from: String, source: UsageError },
     #[error("usage window: {0}")]
     Window(#[from] WindowError),
+    #[error("the parsing task failed: {0}")]
+    Task(String),
 }
 
 /// Something that turns a fire time into a snapshot.

@@ -1,5 +1,6 @@
 //! `rgw_usage`: the RGW usage log of the last complete window before the fire time.
 
+use std::io::BufReader;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -63,13 +64,22 @@ impl Job for RgwUsage {
         if let Some(uid) = &self.uid {
             query.push(("uid", uid));
         }
-        let body = self.admin.admin_get("/admin/usage", &query).await?;
+        // The answer can run to hundreds of megabytes on a large cluster: it goes to a
+        // temporary file and is parsed from there as a stream, in bounded memory.
+        let file = self.admin.admin_get_file("/admin/usage", &query).await?;
         let collected_at = Utc::now();
-        let report =
-            usage::parse(&body, window, self.show_entries).map_err(|source| JobError::Usage {
-                from: format!("{}admin/usage", self.admin.endpoint()),
-                source,
-            })?;
+        let from = format!("{}admin/usage", self.admin.endpoint());
+        let with_entries = self.show_entries;
+        let parsed = tokio::task::spawn_blocking(move || {
+            usage::parse_reader(
+                BufReader::with_capacity(1 << 20, file),
+                window,
+                with_entries,
+            )
+        })
+        .await
+        .map_err(|e| JobError::Task(e.to_string()))?;
+        let report = parsed.map_err(|source| JobError::Usage { from, source })?;
         Ok(Snapshot {
             job: self.name(),
             fire_time: fire.time,

@@ -1,0 +1,238 @@
+//! `cargo bench --bench usage`: throughput and peak memory of the usage path on synthetic RGW
+//! answers (parse + aggregate + render the JSON object + its MD5), the idle daemon's memory,
+//! and the CPU time of `--once --dry-run` against a local fixture server.
+//!
+//! Each measurement runs in a fresh child process, so its peak RSS (VmHWM) is its own.
+//! Sizes in MB: `CSE_BENCH_MB=10,100,1000` (the default). The answers have 1000 users x 4
+//! buckets x 8 categories, and as many hours as the size takes. `CSE_BENCH_SLICE=1` parses the
+//! answer from memory instead of streaming it from the file, for comparison.
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ceph_stats_exporter::format::{self, Format};
+use ceph_stats_exporter::snapshot::{Snapshot, SnapshotData};
+use ceph_stats_exporter::synth::Shape;
+use ceph_stats_exporter::window::Window;
+use ceph_stats_exporter::{s3auth, usage};
+
+const USERS: usize = 1000;
+const BUCKETS: usize = 4;
+const CATEGORIES: usize = 8;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--measure") {
+        measure(&args[i + 1], args[i + 2].parse().expect("hours"));
+        return;
+    }
+    println!("machine: {} cores, {}", cores(), cpu_model());
+    let sizes = std::env::var("CSE_BENCH_MB").unwrap_or_else(|_| "10,100,1000".into());
+    for mb in sizes
+        .split(',')
+        .filter_map(|s| s.trim().parse::<u64>().ok())
+    {
+        let shape = Shape::sized(mb * 1_000_000, USERS, BUCKETS, CATEGORIES);
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        let bytes = shape
+            .write(BufWriter::with_capacity(1 << 20, file.as_file()))
+            .expect("writing the answer");
+        let out = Command::new(std::env::current_exe().expect("own path"))
+            .args([
+                "--measure",
+                &file.path().display().to_string(),
+                &shape.hours.to_string(),
+            ])
+            .output()
+            .expect("the measuring child runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        print!(
+            "{:>5} MB answer ({bytes} bytes, {} hours): {}",
+            mb,
+            shape.hours,
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    idle_daemon();
+    once_dry_run();
+}
+
+/// In the child: parse, aggregate, render, hash; report time, throughput and peak RSS.
+fn measure(path: &str, hours: usize) {
+    let size = std::fs::metadata(path).expect("answer").len();
+    let shape = Shape::sized(0, USERS, BUCKETS, CATEGORIES);
+    let start = chrono::DateTime::from_timestamp(shape.start_epoch, 0).expect("epoch");
+    let window = Window {
+        start,
+        end: start + chrono::TimeDelta::hours(hours as i64),
+    };
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    let file = std::fs::File::open(path).expect("answer");
+    let report = if std::env::var_os("CSE_BENCH_SLICE").is_some() {
+        usage::parse(&std::fs::read(path).expect("answer"), window, true)
+    } else {
+        usage::parse_reader(BufReader::with_capacity(1 << 20, file), window, true)
+    }
+    .expect("the synthetic answer parses");
+    let snapshot = Snapshot {
+        job: "rgw_usage",
+        fire_time: window.end,
+        collected_at: window.end,
+        cluster_fsid: None,
+        data: SnapshotData::Usage(report),
+    };
+    let body = format::render(&snapshot, Format::Json);
+    let md5 = s3auth::content_md5(&body);
+    let mut out = tempfile::tempfile().expect("output file");
+    out.write_all(&body).expect("output written");
+    let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+    println!(
+        "{:.2} s wall, {:.2} s CPU, {:.0} MB/s per CPU second, peak RSS {:.1} MiB, output {} KiB (MD5 {md5})",
+        wall,
+        cpu,
+        size as f64 / 1e6 / cpu,
+        vm_hwm_kib() as f64 / 1024.0,
+        body.len() / 1024
+    );
+}
+
+/// The daemon with nothing due: its resident memory after start-up.
+fn idle_daemon() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[s3]\nendpoint = \"http://127.0.0.1:9\"\naccess_key = \"A\"\nsecret_key = \"S\"\n\
+         [jobs.pool_df]\nschedule = \"0 0 0 1 1 *\"\n",
+    )
+    .expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ceph-stats-exporter"))
+        .arg("--config")
+        .arg(&config)
+        .env("STATE_DIRECTORY", dir.path().join("state"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("daemon");
+    std::thread::sleep(Duration::from_secs(3));
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let running = child.try_wait().map(|s| s.is_none()).unwrap_or(false);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(running, "the idle daemon exited");
+    let rss = status_kib(&status, "VmRSS:");
+    println!("idle daemon: RSS {:.1} MiB", rss as f64 / 1024.0);
+}
+
+/// `--once --dry-run` of the usage job against a local server answering a captured answer:
+/// the child's CPU time (user + system), which excludes waiting on the network.
+fn once_dry_run() {
+    let fixture = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/admin-usage-all.json"
+    ))
+    .expect("fixture");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("port").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                fixture.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&fixture);
+        }
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[s3]\nendpoint = \"http://127.0.0.1:{port}\"\naccess_key = \"A\"\nsecret_key = \"S\"\n\
+             [jobs.rgw_usage]\nschedule = \"0 5 * * * *\"\n"
+        ),
+    )
+    .expect("config");
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let before = children_cpu_seconds();
+        let out = Command::new(env!("CARGO_BIN_EXE_ceph-stats-exporter"))
+            .args([
+                "--once",
+                "--dry-run",
+                "--from",
+                "2026-11-22T17:00:00Z",
+                "--to",
+                "2026-11-22T18:00:00Z",
+                "--config",
+            ])
+            .arg(&config)
+            .output()
+            .expect("--once");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        best = best.min(children_cpu_seconds() - before);
+    }
+    println!(
+        "--once --dry-run (usage job, local fixture server): {:.1} ms CPU (best of 5)",
+        best * 1000.0
+    );
+}
+
+fn rusage_seconds(who: i32) -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(who, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn cpu_seconds() -> f64 {
+    rusage_seconds(libc::RUSAGE_SELF)
+}
+
+fn children_cpu_seconds() -> f64 {
+    rusage_seconds(libc::RUSAGE_CHILDREN)
+}
+
+fn status_kib(status: &str, field: &str) -> u64 {
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn vm_hwm_kib() -> u64 {
+    status_kib(
+        &std::fs::read_to_string("/proc/self/status").unwrap_or_default(),
+        "VmHWM:",
+    )
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or_else(|| "unknown CPU".into(), |m| m.trim().to_string())
+}
