@@ -101,6 +101,8 @@ fn context(config: &Config, dry_run: bool) -> Result<(Context, Retries), AppErro
     let sink = S3Sink {
         client: S3Client::new(&config.s3)?,
         bucket: config.bucket.clone(),
+        multipart_threshold: config.multipart_threshold,
+        part_size: config.multipart_part_size,
     };
     let retries = vec![("s3", sink.client.retry_counter())];
     let cx = Context {

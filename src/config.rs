@@ -91,6 +91,8 @@ struct RawEndpoint {
     timeout: Option<Duration>,
     #[serde(flatten)]
     retry: RawRetry,
+    multipart_threshold: Option<u64>,
+    multipart_part_size: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -350,6 +352,9 @@ pub struct Config {
     /// Where snapshots are written.
     pub s3: Endpoint,
     pub bucket: String,
+    /// Objects larger than this go up as multipart uploads, in parts of `multipart_part_size`.
+    pub multipart_threshold: u64,
+    pub multipart_part_size: u64,
     pub pool_df: Option<PoolDfConfig>,
     pub rgw_usage: Option<RgwUsageConfig>,
 }
@@ -515,9 +520,26 @@ impl Config {
             }),
         };
 
+        // S3 refuses parts under 5 MiB (but the last).
+        let part_size = raw
+            .s3
+            .multipart_part_size
+            .as_ref()
+            .map_or(16 << 20, |p| *p.get_ref());
+        if part_size < 5 << 20 {
+            let span = raw.s3.multipart_part_size.as_ref().map(Spanned::span);
+            return Err(cx.err(
+                span,
+                "s3.multipart_part_size",
+                "must be at least 5 MiB (5242880): S3 refuses smaller parts",
+            ));
+        }
+
         Ok(Config {
             http,
             time_zone,
+            multipart_threshold: raw.s3.multipart_threshold.unwrap_or(64 << 20),
+            multipart_part_size: part_size,
             shutdown_timeout: raw
                 .exporter
                 .shutdown_timeout

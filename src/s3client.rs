@@ -75,6 +75,13 @@ pub enum Body {
     File(std::fs::File),
 }
 
+/// A successful answer.
+struct Reply {
+    body: Body,
+    /// The `ETag` header (multipart uploads list each part's).
+    etag: Option<String>,
+}
+
 /// What one request is made of, before signing.
 struct Req<'a> {
     /// Spill the answer to a temporary file instead of memory.
@@ -148,6 +155,113 @@ impl S3Client {
         .map(drop)
     }
 
+    /// Uploads an object in parts of `part_size` bytes (S3 multipart upload: initiate, a PUT per
+    /// part with its own `Content-MD5`, complete). On any failure the upload is aborted, so no
+    /// half object and no orphaned parts stay behind.
+    pub async fn put_object_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: &[u8],
+        part_size: usize,
+        content_type: &str,
+        metadata: &[(String, String)],
+    ) -> Result<(), S3Error> {
+        let (path, vhost_bucket) = self.object_path(bucket, key);
+        let mut headers = vec![("Content-Type".to_string(), content_type.to_string())];
+        for (name, value) in metadata {
+            headers.push((format!("x-amz-meta-{name}"), value.clone()));
+        }
+        let initiated = self
+            .send(Req {
+                to_file: false,
+                op: "initiate multipart upload",
+                method: Method::POST,
+                path: path.clone(),
+                query: Some("uploads".into()),
+                vhost_bucket,
+                headers,
+                body: vec![],
+            })
+            .await?;
+        let upload_id = match &initiated.body {
+            Body::Memory(xml) => xml_field(xml, "UploadId"),
+            Body::File(_) => None,
+        }
+        .ok_or_else(|| S3Error::Request {
+            what: format!("multipart upload of {key}"),
+            reason: "the initiate answer has no UploadId".into(),
+        })?;
+        let upload = async {
+            let mut parts = String::from("<CompleteMultipartUpload>");
+            for (i, chunk) in body.chunks(part_size.max(1)).enumerate() {
+                let n = i + 1;
+                let reply = self
+                    .send(Req {
+                        to_file: false,
+                        op: "PUT part",
+                        method: Method::PUT,
+                        path: path.clone(),
+                        query: Some(format!(
+                            "partNumber={n}&uploadId={}",
+                            encode_query(&upload_id)
+                        )),
+                        vhost_bucket,
+                        headers: vec![("Content-MD5".into(), s3auth::content_md5(chunk))],
+                        body: chunk.to_vec(),
+                    })
+                    .await?;
+                let etag = reply.etag.unwrap_or_default();
+                parts.push_str(&format!(
+                    "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
+                ));
+            }
+            parts.push_str("</CompleteMultipartUpload>");
+            let done = self
+                .send(Req {
+                    to_file: false,
+                    op: "complete multipart upload",
+                    method: Method::POST,
+                    path: path.clone(),
+                    query: Some(format!("uploadId={}", encode_query(&upload_id))),
+                    vhost_bucket,
+                    headers: vec![("Content-Type".into(), "application/xml".into())],
+                    body: parts.into_bytes(),
+                })
+                .await?;
+            // S3 may answer 200 and still report an error in the body.
+            match &done.body {
+                Body::Memory(xml) if xml_field(xml, "Code").is_some() => Err(S3Error::Api {
+                    op: "complete multipart upload",
+                    url: format!("{}{path}", self.endpoint.url.origin().ascii_serialization()),
+                    status: 200,
+                    code: xml_field(xml, "Code"),
+                    hint: None,
+                }),
+                _ => Ok(()),
+            }
+        }
+        .await;
+        if upload.is_err() {
+            let aborted = self
+                .send(Req {
+                    to_file: false,
+                    op: "abort multipart upload",
+                    method: Method::DELETE,
+                    path: path.clone(),
+                    query: Some(format!("uploadId={}", encode_query(&upload_id))),
+                    vhost_bucket,
+                    headers: vec![],
+                    body: vec![],
+                })
+                .await;
+            if let Err(e) = aborted {
+                tracing::warn!("could not abort the multipart upload of {key}: {e}");
+            }
+        }
+        upload
+    }
+
     /// DELETE one object (`check` removes its probe with it).
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), S3Error> {
         let (path, vhost_bucket) = self.object_path(bucket, key);
@@ -182,7 +296,7 @@ impl S3Client {
         resource: &str,
         query: &[(&str, &str)],
     ) -> Result<Vec<u8>, S3Error> {
-        match self.admin_get_body(resource, query, false).await? {
+        match self.admin_get_body(resource, query, false).await?.body {
             Body::Memory(body) => Ok(body),
             Body::File(_) => unreachable!("asked for the body in memory"),
         }
@@ -195,7 +309,7 @@ impl S3Client {
         resource: &str,
         query: &[(&str, &str)],
     ) -> Result<std::fs::File, S3Error> {
-        match self.admin_get_body(resource, query, true).await? {
+        match self.admin_get_body(resource, query, true).await?.body {
             Body::File(file) => Ok(file),
             Body::Memory(_) => unreachable!("asked for the body in a file"),
         }
@@ -206,7 +320,7 @@ impl S3Client {
         resource: &str,
         query: &[(&str, &str)],
         to_file: bool,
-    ) -> Result<Body, S3Error> {
+    ) -> Result<Reply, S3Error> {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(query)
             .finish()
@@ -245,7 +359,7 @@ impl S3Client {
 
     /// Sends a request, retrying what retrying can fix (see [`verdict`]) with exponential
     /// backoff and full jitter, and correcting for a skewed clock once.
-    async fn send(&self, req: Req<'_>) -> Result<Body, S3Error> {
+    async fn send(&self, req: Req<'_>) -> Result<Reply, S3Error> {
         let policy = &self.endpoint.retry;
         let mut clock_fixed = false;
         let mut attempt = 0;
@@ -303,7 +417,7 @@ impl S3Client {
     async fn send_once(
         &self,
         req: &Req<'_>,
-    ) -> Result<Body, (S3Error, Option<SystemTime>, SystemTime)> {
+    ) -> Result<Reply, (S3Error, Option<SystemTime>, SystemTime)> {
         let sent_at = self.now();
         let fail = |e: S3Error| (e, None, sent_at);
         let url = self.url_for(req).map_err(fail)?;
@@ -364,9 +478,15 @@ impl S3Client {
             .and_then(|v| httpdate::parse_http_date(v).ok());
         if status.is_success() {
             let limit = self.endpoint.max_response_bytes;
+            let etag = resp
+                .headers()
+                .get(reqwest::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             if !req.to_file {
                 let body = http::read_limited(resp, limit, timeout).await;
-                return body.map(Body::Memory).map_err(http_err);
+                let body = body.map(Body::Memory).map_err(http_err)?;
+                return Ok(Reply { body, etag });
             }
             let spill = |e: std::io::Error| {
                 http_err(HttpError::Transport(format!(
@@ -378,7 +498,10 @@ impl S3Client {
                 .await
                 .map_err(http_err)?;
             file.rewind().map_err(spill)?;
-            return Ok(Body::File(file));
+            return Ok(Reply {
+                body: Body::File(file),
+                etag,
+            });
         }
         let body = http::read_limited(resp, ERROR_BODY_LIMIT, timeout)
             .await
@@ -454,6 +577,19 @@ fn verdict(err: &S3Error, clock_fixed: bool) -> Verdict {
         } => Verdict::Retry,
         S3Error::Http { .. } | S3Error::Request { .. } => Verdict::Fail,
     }
+}
+
+/// The text of the first `<NAME>...</NAME>` element of an XML answer.
+fn xml_field(xml: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(xml).ok()?;
+    let open = format!("<{name}>");
+    let start = text.find(&open)? + open.len();
+    let len = text[start..].find(&format!("</{name}>"))?;
+    Some(text[start..start + len].trim().to_string()).filter(|v| !v.is_empty())
+}
+
+fn encode_query(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 /// The `Code` of an S3 error: `<Error><Code>X</Code>` (S3 API, XML) or `{"Code":"X"}` (admin

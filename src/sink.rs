@@ -34,20 +34,25 @@ pub trait Sink: Send + Sync {
 pub struct S3Sink {
     pub client: S3Client,
     pub bucket: String,
+    /// Objects larger than this are uploaded in parts of `part_size`.
+    pub multipart_threshold: u64,
+    pub part_size: u64,
 }
 
 #[async_trait]
 impl Sink for S3Sink {
     async fn put(&self, o: &Object) -> Result<(), SinkError> {
-        self.client
-            .put_object(
-                &self.bucket,
-                &o.key,
-                o.body.clone(),
-                &o.content_type,
-                &o.metadata,
-            )
-            .await?;
+        let (bucket, key, meta) = (&self.bucket, &o.key, &o.metadata);
+        if o.body.len() as u64 > self.multipart_threshold {
+            let part = usize::try_from(self.part_size).unwrap_or(usize::MAX);
+            self.client
+                .put_object_multipart(bucket, key, &o.body, part, &o.content_type, meta)
+                .await?;
+        } else {
+            self.client
+                .put_object(bucket, key, o.body.clone(), &o.content_type, meta)
+                .await?;
+        }
         Ok(())
     }
 

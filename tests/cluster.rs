@@ -292,27 +292,84 @@ fn daemon_writes_one_object_per_fire_and_stops_cleanly() {
     }
 }
 
-#[test]
-#[ignore = "needs the loopback cluster: run dev/test.sh"]
-fn signer_handles_awkward_keys_against_real_rgw() {
-    use ceph_stats_exporter::config::Endpoint;
-    use ceph_stats_exporter::s3auth::{encode_key, Addressing, Credentials};
-    use ceph_stats_exporter::s3client::S3Client;
-    use ceph_stats_exporter::secret::Secret;
-
-    let _l = lock();
-    let endpoint = Endpoint {
+/// The exporter's endpoint on the dev cluster, for library-level tests.
+fn exporter_endpoint() -> ceph_stats_exporter::config::Endpoint {
+    use ceph_stats_exporter::s3auth::Credentials;
+    ceph_stats_exporter::config::Endpoint {
         url: env("RGW_ENDPOINT").parse().unwrap(),
         credentials: Credentials {
             access_key: env("EXPORTER_ACCESS_KEY"),
-            secret_key: Secret::new(env("EXPORTER_SECRET_KEY")),
+            secret_key: ceph_stats_exporter::secret::Secret::new(env("EXPORTER_SECRET_KEY")),
         },
-        addressing: Addressing::Path,
+        addressing: ceph_stats_exporter::s3auth::Addressing::Path,
         connect_timeout: Duration::from_secs(5),
         timeout: Duration::from_secs(20),
         max_response_bytes: 1 << 20,
         retry: Default::default(),
-    };
+    }
+}
+
+#[test]
+#[ignore = "needs the loopback cluster: run dev/test.sh"]
+fn multipart_uploads_land_whole_on_real_rgw() {
+    use ceph_stats_exporter::s3client::S3Client;
+    let _l = lock();
+    let client = S3Client::new(&exporter_endpoint()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // 12 MiB in 5 MiB parts: three parts, the last one short; bytes that vary.
+    let body: Vec<u8> = (0..12 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let key = format!("{}/big.json", nonce("multipart"));
+    let meta = [("job".to_string(), "rgw_usage".to_string())];
+    rt.block_on(client.put_object_multipart(
+        &env("RGW_BUCKET"),
+        &key,
+        &body,
+        5 << 20,
+        "application/json",
+        &meta,
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(get_object(&key) == body, "the object read back differs");
+    // Nothing left half-done: no multipart upload in progress.
+    let uploads = stdout(&s3(
+        None,
+        "GET",
+        &format!("/{}?uploads", env("RGW_BUCKET")),
+        None,
+    ));
+    assert!(!uploads.contains(&key), "{uploads}");
+
+    // The exporter goes multipart above its threshold (here: always), and the object is whole.
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = nonce("mpexp");
+    let cfg = write_config(
+        dir.path(),
+        &env("RGW_BUCKET"),
+        "",
+        "multipart_threshold = 1",
+        &usage_job(&format!("{prefix}/usage.%Y%m%dT%H%M%S"), "json", ""),
+    );
+    let out = exporter(&cfg, &["--once"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = list_keys(&prefix).pop().expect("written");
+    let doc: Value = serde_json::from_slice(&get_object(&key)).unwrap();
+    assert_eq!(doc["kind"], "usage");
+}
+
+#[test]
+#[ignore = "needs the loopback cluster: run dev/test.sh"]
+fn signer_handles_awkward_keys_against_real_rgw() {
+    use ceph_stats_exporter::s3auth::encode_key;
+    use ceph_stats_exporter::s3client::S3Client;
+    use ceph_stats_exporter::secret::Secret;
+
+    let _l = lock();
+    let endpoint = exporter_endpoint();
     let client = S3Client::new(&endpoint).unwrap();
     let prefix = nonce("keys");
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -938,3 +938,44 @@ async fn a_job_that_keeps_failing_turns_health_red_and_is_counted() {
     );
     assert!(s3.requests().is_empty());
 }
+
+#[tokio::test]
+async fn a_failed_multipart_upload_is_aborted() {
+    let initiated = "<?xml version=\"1.0\"?><InitiateMultipartUploadResult><Bucket>info</Bucket>\
+                     <Key>k</Key><UploadId>2~upload-id</UploadId></InitiateMultipartUploadResult>";
+    let s3 = Fake::script(vec![
+        answer(200, "application/xml", initiated),
+        answer(500, "text/html", HTML_502),
+        answer(204, "text/plain", ""),
+    ])
+    .await;
+    let source = Fake::start(json(wrapped_tree("ceph-osd-df-tree.json"))).await;
+    // Every object goes up in parts here.
+    let cfg = config(&s3, None, Some(&source), "")
+        .replace("retries = 0\n", "retries = 0\nmultipart_threshold = 10\n");
+    let out = run(&cfg, &["--job", "pool_df"]).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let calls: Vec<(String, String)> = s3
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.target.clone()))
+        .collect();
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert!(
+        calls[0].0 == "POST" && calls[0].1.ends_with("?uploads"),
+        "{calls:?}"
+    );
+    assert!(
+        calls[1].0 == "PUT" && calls[1].1.ends_with("?partNumber=1&uploadId=2%7Eupload-id"),
+        "{calls:?}"
+    );
+    assert!(
+        calls[2].0 == "DELETE" && calls[2].1.ends_with("?uploadId=2%7Eupload-id"),
+        "{calls:?}"
+    );
+    // Collected, so spooled rather than lost.
+    assert_contains_all(
+        &out.stderr,
+        &["PUT part", "HTTP 500", "spooled, not yet in S3"],
+    );
+}
