@@ -113,6 +113,14 @@ mod tests {
         }
     }
 
+    /// (fire time, window start) of each missed window.
+    fn backlog(p: &Plan) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        p.backlog
+            .iter()
+            .map(|b| (b.fire_time, b.window.start))
+            .collect()
+    }
+
     #[test]
     fn without_a_checkpoint_only_the_current_window() {
         let s = Schedule::cron("0 5 * * * *").unwrap();
@@ -133,13 +141,8 @@ mod tests {
             24,
         )
         .unwrap();
-        let got: Vec<_> = p
-            .backlog
-            .iter()
-            .map(|b| (b.fire_time, b.window.start))
-            .collect();
         assert_eq!(
-            got,
+            backlog(&p),
             [
                 (utc("2026-11-22T10:05:00Z"), utc("2026-11-22T09:00:00Z")),
                 (utc("2026-11-22T11:05:00Z"), utc("2026-11-22T10:00:00Z")),
@@ -161,14 +164,9 @@ mod tests {
             24,
         )
         .unwrap();
-        let got: Vec<_> = p
-            .backlog
-            .iter()
-            .map(|b| (b.fire_time, b.window.start))
-            .collect();
         // 11:00-12:00 is first asked at 12:01:00 (settle 60 s).
         assert_eq!(
-            got,
+            backlog(&p),
             [(utc("2026-11-22T12:01:00Z"), utc("2026-11-22T11:00:00Z"))]
         );
         // Already delivered up to the current window: nothing more.

@@ -23,8 +23,9 @@ use sha1::Sha1;
 
 use crate::secret::Secret;
 
-/// Query parameters that are part of the signed resource (the AWS v2 list, which RGW shares).
-const SUB_RESOURCES: &[&str] = &[
+/// Query parameters that are part of the signed resource (the AWS v2 list, which RGW shares),
+/// sorted.
+pub const SUB_RESOURCES: &[&str] = &[
     "acl",
     "cors",
     "delete",

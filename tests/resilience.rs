@@ -53,6 +53,22 @@ fn stop_daemon(child: Child) -> String {
 const IMPATIENT_S3: &str = "retries = 0\nconnect_timeout = \"1s\"";
 const QUICK_FLUSH: &str = "flush_interval = \"1s\"";
 
+/// Capacity every 5 seconds under `prefix`, failing fast and draining the spool every second.
+fn outage_config(dir: &Path, prefix: &str) -> std::path::PathBuf {
+    write_config(
+        dir,
+        &env("RGW_BUCKET"),
+        QUICK_FLUSH,
+        IMPATIENT_S3,
+        &pool_df_job_every(
+            "5s",
+            &format!("{prefix}/pool.%Y-%m-%d/%H/%M/%S"),
+            "text",
+            "",
+        ),
+    )
+}
+
 /// The 5-second instants strictly inside (from, to), as keys render them.
 fn fires_between(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<String> {
     let mut t = from.duration_trunc(TimeDelta::seconds(5)).unwrap() + TimeDelta::seconds(5);
@@ -93,18 +109,7 @@ fn an_rgw_outage_under_the_daemon_loses_nothing_and_keeps_the_order() {
     let _rgw_back = RgwBack;
     let dir = tempfile::tempdir().unwrap();
     let prefix = nonce("outage");
-    let cfg = write_config(
-        dir.path(),
-        &env("RGW_BUCKET"),
-        QUICK_FLUSH,
-        IMPATIENT_S3,
-        &pool_df_job_every(
-            "5s",
-            &format!("{prefix}/pool.%Y-%m-%d/%H/%M/%S"),
-            "text",
-            "",
-        ),
-    );
+    let cfg = outage_config(dir.path(), &prefix);
     let started = Utc::now();
     let child = spawn_daemon(&cfg);
     std::thread::sleep(Duration::from_secs(7));
@@ -152,18 +157,7 @@ fn a_sigkilled_exporter_loses_no_collected_snapshot() {
     let _rgw_back = RgwBack;
     let dir = tempfile::tempdir().unwrap();
     let prefix = nonce("kill9");
-    let cfg = write_config(
-        dir.path(),
-        &env("RGW_BUCKET"),
-        QUICK_FLUSH,
-        IMPATIENT_S3,
-        &pool_df_job_every(
-            "5s",
-            &format!("{prefix}/pool.%Y-%m-%d/%H/%M/%S"),
-            "text",
-            "",
-        ),
-    );
+    let cfg = outage_config(dir.path(), &prefix);
     daemon("rgw", "stop");
     let mut child = spawn_daemon(&cfg);
     std::thread::sleep(Duration::from_secs(13));
