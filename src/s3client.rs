@@ -4,7 +4,7 @@
 //! and the response size limit, and turns an error answer (XML from the S3 API, JSON from the
 //! admin API, anything at all from a proxy) into an [`S3Error`] that says what to do.
 
-use std::io::Seek;
+use std::io::{Read, Seek, Write};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -296,9 +296,17 @@ impl S3Client {
         resource: &str,
         query: &[(&str, &str)],
     ) -> Result<Vec<u8>, S3Error> {
+        let spilled = |e: std::io::Error| S3Error::Request {
+            what: format!("reading the answer of {resource}"),
+            reason: e.to_string(),
+        };
         match self.admin_get_body(resource, query, false).await?.body {
             Body::Memory(body) => Ok(body),
-            Body::File(_) => unreachable!("asked for the body in memory"),
+            Body::File(mut file) => {
+                let mut body = Vec::new();
+                file.read_to_end(&mut body).map_err(spilled)?;
+                Ok(body)
+            }
         }
     }
 
@@ -309,9 +317,18 @@ impl S3Client {
         resource: &str,
         query: &[(&str, &str)],
     ) -> Result<std::fs::File, S3Error> {
+        let spilled = |e: std::io::Error| S3Error::Request {
+            what: format!("keeping the answer of {resource}"),
+            reason: e.to_string(),
+        };
         match self.admin_get_body(resource, query, true).await?.body {
             Body::File(file) => Ok(file),
-            Body::Memory(_) => unreachable!("asked for the body in a file"),
+            Body::Memory(body) => {
+                let mut file = tempfile::tempfile().map_err(spilled)?;
+                file.write_all(&body).map_err(spilled)?;
+                file.rewind().map_err(spilled)?;
+                Ok(file)
+            }
         }
     }
 
