@@ -3,8 +3,10 @@
 # Build (compiles a static release binary in the Rust image, ships it on a distroless base that
 # has CA certificates and no shell; runs as uid/gid 65532):
 #   docker build -t ceph-stats-exporter .
-#   docker build --build-arg RUST_IMAGE=rust:1.85-bookworm \
+#   docker build --build-arg RUST_IMAGE=rust:1.89-bookworm \
 #                --build-arg RUNTIME_IMAGE=debian:bookworm-slim -t ceph-stats-exporter .
+# (The binary carries its own TLS roots (webpki-roots) and time zones, so any base that can run a
+# static x86_64/arm64 Linux binary works; distroless also brings /etc/ssl/certs for ca_file users.)
 #
 # Run the daemon: config mounted read-only, keys from the environment (the config says
 # `access_key = { env = "EXPORTER_ACCESS_KEY" }`), state (spool of objects not yet uploaded,
@@ -20,7 +22,7 @@
 #
 # Notes:
 # - Secrets from files instead: mount them (-v /srv/secrets:/run/secrets:ro, or Docker/Kubernetes
-#   secrets) and write `secret_key = { file = "/run/secrets/secret_key" }`.
+#   secrets), readable by uid 65532, and write `secret_key = { file = "/run/secrets/secret_key" }`.
 # - The state directory is /var/lib/ceph-stats-exporter, owned by 65532 in the image, so a new
 #   named volume starts out writable. A bind-mounted host directory must be owned by 65532
 #   (chown 65532:65532 DIR) or the container run with --user matching its owner.
@@ -33,6 +35,8 @@
 # - pool_df's default source runs the `ceph` CLI, which this image does not have: use
 #   `[jobs.pool_df.source] type = "restful"` (mount its ca_file) or `type = "http"`, or set
 #   `enabled = false` for that job.
+# - Building needs BuildKit (Docker 23+ by default) or podman/buildah for the cache mounts, and a
+#   Rust image recent enough for Cargo.lock's dependencies (rust:1-bookworm is the latest 1.x).
 # - The `runtime-prebuilt` target packages a binary built outside (CI does this, see
 #   dev/container-test.sh): build it static (RUSTFLAGS='-C target-feature=+crt-static' cargo
 #   build --release --target x86_64-unknown-linux-gnu), put it alone in a directory named as the
@@ -49,14 +53,16 @@ RUN install -d -o 65532 -g 65532 -m 0750 /skel/var/lib/ceph-stats-exporter
 FROM ${RUST_IMAGE} AS builder
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
-COPY src ./src
+# Everything .dockerignore lets through: cargo wants every target Cargo.toml declares (tests,
+# benches) to exist, even to build only the binary.
+COPY . .
 # Static glibc binary (runs on distroless/static or scratch); the target is named so that
 # RUSTFLAGS reach only the binary, not build scripts and proc macros.
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
     triple="$(rustc -vV | sed -n 's/^host: //p')" \
- && RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target "$triple" \
+ && RUSTFLAGS='-C target-feature=+crt-static' \
+      cargo build --release --locked --target "$triple" --bin ceph-stats-exporter \
  && install -D -m 0755 "target/$triple/release/ceph-stats-exporter" /out/ceph-stats-exporter
 
 FROM ${RUNTIME_IMAGE} AS runtime-base
@@ -75,9 +81,7 @@ ENTRYPOINT ["/usr/local/bin/ceph-stats-exporter"]
 FROM runtime-base AS runtime-prebuilt
 ARG PREBUILT_BINARY=ceph-stats-exporter
 COPY ${PREBUILT_BINARY} /usr/local/bin/ceph-stats-exporter
-RUN ["/usr/local/bin/ceph-stats-exporter", "--version"]
 
 # The default target: the binary built above.
 FROM runtime-base AS runtime
 COPY --from=builder /out/ceph-stats-exporter /usr/local/bin/ceph-stats-exporter
-RUN ["/usr/local/bin/ceph-stats-exporter", "--version"]

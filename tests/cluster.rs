@@ -596,3 +596,42 @@ fn check_verifies_everything_and_names_what_fails() {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
 }
+
+#[test]
+#[ignore = "needs the loopback cluster: run dev/test.sh"]
+fn restful_source_verifies_the_mgr_certificate_by_default() {
+    let _l = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let job = |ca: &str| {
+        format!(
+            "[jobs.pool_df]\nevery = \"10s\"\nformat = \"json\"\n\n[jobs.pool_df.source]\n\
+             type = \"restful\"\nurl = \"{}\"\nuser = \"{}\"\nkey = {{ env = \"CEPH_MGR_RESTFUL_KEY\" }}\n{ca}",
+            env("CEPH_MGR_RESTFUL_URL"),
+            env("CEPH_MGR_RESTFUL_USER")
+        )
+    };
+    // With the mgr's certificate as the CA: verified, and the same roots as the CLI reports.
+    let cfg = config(
+        dir.path(),
+        &job(&format!("ca_file = \"{}\"", env("CEPH_MGR_RESTFUL_CA"))),
+    );
+    let out = exporter(&cfg, &["--once", "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let doc: Value = serde_json::from_str(text.split_once('\n').unwrap().1).unwrap();
+    let roots: Vec<_> = doc["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    let ceph: Vec<_> = ceph_roots().into_iter().map(|r| Value::from(r.0)).collect();
+    assert_eq!(roots, ceph);
+    assert!(doc["roots"][0]["kb"].as_u64().unwrap() > 0);
+
+    // Without it, the self-signed certificate is refused: verification is on by default.
+    let cfg = config(dir.path(), &job(""));
+    let out = exporter(&cfg, &["--once", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("certificate"), "{}", stderr(&out));
+}
