@@ -46,6 +46,7 @@ pub struct Metrics {
     last_success: Family<JobLabel, Gauge>,
     duration: Family<JobLabel, Histogram>,
     stored: Family<JobLabel, Counter>,
+    stored_bytes: Family<JobLabel, Counter>,
     spooled: Family<JobLabel, Counter>,
     missed: Family<JobLabel, Counter>,
     spool_objects: Gauge,
@@ -67,6 +68,7 @@ impl Metrics {
                 Histogram::new([0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0])
             }),
             stored: Family::default(),
+            stored_bytes: Family::default(),
             spooled: Family::default(),
             missed: Family::default(),
             spool_objects: Gauge::default(),
@@ -106,6 +108,11 @@ impl Metrics {
             "objects_stored",
             "Objects uploaded by fires",
             m.stored.clone(),
+        );
+        registry.register(
+            "stored_bytes",
+            "Bytes of the objects uploaded by fires",
+            m.stored_bytes.clone(),
         );
         registry.register(
             "objects_spooled",
@@ -152,6 +159,9 @@ impl Metrics {
         self.stored
             .get_or_create(&label)
             .inc_by(outcome.stored.len() as u64);
+        self.stored_bytes
+            .get_or_create(&label)
+            .inc_by(outcome.stored_bytes);
         self.spooled
             .get_or_create(&label)
             .inc_by(outcome.spooled.len() as u64);
@@ -290,6 +300,7 @@ mod tests {
         );
         let ok = Outcome {
             stored: vec!["k".into()],
+            stored_bytes: 67,
             ..Outcome::default()
         };
         let spooled = Outcome {
@@ -313,6 +324,7 @@ mod tests {
             "ceph_stats_exporter_run_failures_total{job=\"pool_df\",reason=\"spooled\"} 1",
             "ceph_stats_exporter_last_success_timestamp_seconds{job=\"pool_df\"} 1795352410",
             "ceph_stats_exporter_missed_fires_total{job=\"pool_df\"} 2",
+            "ceph_stats_exporter_stored_bytes_total{job=\"pool_df\"} 67",
             "ceph_stats_exporter_spool_objects 1",
             "ceph_stats_exporter_spool_bytes 99",
             "ceph_stats_exporter_spool_oldest_age_seconds 7",

@@ -64,6 +64,8 @@ impl RunError {
 pub struct Outcome {
     /// Keys stored in the sink.
     pub stored: Vec<String>,
+    /// Bytes of the objects stored.
+    pub stored_bytes: u64,
     /// Keys kept in the spool, to be uploaded later.
     pub spooled: Vec<String>,
     pub errors: Vec<RunError>,
@@ -121,9 +123,12 @@ async fn deliver_one(
 ) -> Result<(), RunError> {
     let snapshot = spec.job.collect(fire).await?;
     let object = to_object(&snapshot, &spec.key, spec.format);
-    let key = object.key.clone();
+    let (key, size) = (object.key.clone(), object.body.len() as u64);
     match delivery.deliver(object).await {
-        Ok(Delivered::Stored) => outcome.stored.push(key),
+        Ok(Delivered::Stored) => {
+            outcome.stored.push(key);
+            outcome.stored_bytes += size;
+        }
         Ok(Delivered::Spooled(_)) => outcome.spooled.push(key),
         Err(source) => return Err(RunError::Deliver { key, source }),
     }

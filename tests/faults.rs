@@ -910,6 +910,7 @@ async fn the_daemon_reports_health_and_metrics() {
         &[
             "ceph_stats_exporter_runs_total{job=\"pool_df\"}",
             "ceph_stats_exporter_objects_stored_total{job=\"pool_df\"}",
+            "ceph_stats_exporter_stored_bytes_total{job=\"pool_df\"}",
             "ceph_stats_exporter_last_success_timestamp_seconds{job=\"pool_df\"}",
             "ceph_stats_exporter_spool_objects 0",
             "ceph_stats_exporter_request_retries_total{client=\"s3\"} 0",
