@@ -1,22 +1,24 @@
 //! `cargo bench --bench usage`: throughput and peak memory of the usage path on synthetic RGW
-//! answers (parse + aggregate + render the JSON object + its MD5), the idle daemon's memory,
-//! and the CPU time of `--once --dry-run` against a local fixture server.
+//! answers (parse + aggregate, then the JSON object rendered into its payload with its MD5),
+//! the idle daemon's memory, and the CPU time of `--once --dry-run` against a local fixture
+//! server.
 //!
 //! Each measurement runs in a fresh child process, so its peak RSS (VmHWM) is its own.
-//! Sizes in MB: `CSE_BENCH_MB=10,100,1000` (the default under `cargo bench`; 1 under `cargo test`). The answers have 1000 users x 4
-//! buckets x 8 categories, and as many hours as the size takes. `CSE_BENCH_SLICE=1` parses the
-//! answer from memory instead of streaming it from the file, for comparison.
+//! Sizes in MB: `CSE_BENCH_MB=10,100,1000` (the default under `cargo bench`; 1 under
+//! `cargo test`). The answers have 1000 users x 4 buckets x 8 categories, and as many hours as
+//! the size takes.
 
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ceph_stats_exporter::format::{self, Format};
+use ceph_stats_exporter::payload::PayloadWriter;
 use ceph_stats_exporter::snapshot::{Snapshot, SnapshotData};
 use ceph_stats_exporter::synth::Shape;
+use ceph_stats_exporter::usage;
 use ceph_stats_exporter::window::Window;
-use ceph_stats_exporter::{s3auth, usage};
 
 const USERS: usize = 1000;
 const BUCKETS: usize = 4;
@@ -81,12 +83,8 @@ fn measure(path: &str, hours: usize) {
     };
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
     let file = std::fs::File::open(path).expect("answer");
-    let report = if std::env::var_os("CSE_BENCH_SLICE").is_some() {
-        usage::parse(&std::fs::read(path).expect("answer"), window, true)
-    } else {
-        usage::parse_reader(BufReader::with_capacity(1 << 20, file), window, true)
-    }
-    .expect("the synthetic answer parses");
+    let report = usage::parse_reader(file, window, true).expect("the synthetic answer parses");
+    let parsed = cpu_seconds() - cpu0;
     let snapshot = Snapshot {
         job: "rgw_usage",
         fire_time: window.end,
@@ -94,16 +92,22 @@ fn measure(path: &str, hours: usize) {
         cluster_fsid: None,
         data: SnapshotData::Usage(report),
     };
-    let body = format::render(&snapshot, Format::Json);
-    let md5 = s3auth::content_md5(&body);
-    let mut out = tempfile::tempfile().expect("output file");
-    out.write_all(&body).expect("output written");
+    // As the exporter does: rendered into a payload (a temporary file at this size), hashed
+    // as it is written.
+    let mut body = PayloadWriter::new();
+    format::render_to(&snapshot, Format::Json, &mut body).expect("output written");
+    let body = body.finish().expect("output written");
+    let md5 = body.content_md5();
     let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+    let mb = size as f64 / 1e6;
     println!(
-        "{:.2} s wall, {:.2} s CPU, {:.0} MB/s per CPU second, peak RSS {:.1} MiB, output {} KiB (MD5 {md5})",
-        wall,
+        "parse + aggregate {:.2} s CPU = {:.0} MB/s; with the JSON object rendered and hashed \
+         {:.2} s CPU = {:.0} MB/s ({:.2} s wall); peak RSS {:.1} MiB; object {} KiB (MD5 {md5})",
+        parsed,
+        mb / parsed,
         cpu,
-        size as f64 / 1e6 / cpu,
+        mb / cpu,
+        wall,
         vm_hwm_kib() as f64 / 1024.0,
         body.len() / 1024
     );

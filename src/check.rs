@@ -188,7 +188,7 @@ async fn bucket_writable(s3: &S3Client, bucket: &str) -> Finding {
     );
     let what = format!("bucket {bucket}: a probe object can be written and deleted");
     let r = async {
-        s3.put_object(bucket, &key, b"probe".to_vec(), "text/plain", &[])
+        s3.put_object(bucket, &key, &b"probe".to_vec().into(), "text/plain", &[])
             .await?;
         s3.delete_object(bucket, &key).await?;
         Ok::<_, crate::s3client::S3Error>(String::new())

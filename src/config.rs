@@ -538,7 +538,7 @@ impl Config {
         Ok(Config {
             http,
             time_zone,
-            multipart_threshold: raw.s3.multipart_threshold.unwrap_or(64 << 20),
+            multipart_threshold: raw.s3.multipart_threshold.unwrap_or(16 << 20),
             multipart_part_size: part_size,
             shutdown_timeout: raw
                 .exporter

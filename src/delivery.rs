@@ -172,7 +172,7 @@ mod tests {
     fn object(key: &str) -> Object {
         Object {
             key: key.into(),
-            body: key.as_bytes().to_vec(),
+            body: key.as_bytes().to_vec().into(),
             content_type: "text/plain".into(),
             metadata: vec![],
         }

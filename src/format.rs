@@ -10,6 +10,8 @@
 //!   for the same fire time (no collection time, no exporter version: those go in metadata), so
 //!   a retry or a second exporter writes the same bytes.
 
+use std::io::{self, Write};
+
 use serde::{Deserialize, Serialize};
 
 use crate::snapshot::{Snapshot, SnapshotData};
@@ -52,10 +54,20 @@ enum JsonData<'a> {
     Usage(&'a crate::usage::UsageReport),
 }
 
-/// Renders a snapshot. Infallible: every value in a snapshot has a representation.
+/// Renders a snapshot into memory. See [`render_to`].
 pub fn render(snapshot: &Snapshot, format: Format) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Every value in a snapshot has a representation, and a Vec takes every write.
+    render_to(snapshot, format, &mut out).expect("rendering into memory");
+    out
+}
+
+/// Renders a snapshot as a stream of writes into `out` (a temporary file for large reports).
+/// Only `out` can fail.
+pub fn render_to(snapshot: &Snapshot, format: Format, out: impl Write) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(1 << 16, out);
     match format {
-        Format::Text => render_text(snapshot).into_bytes(),
+        Format::Text => out.write_all(render_text(snapshot).as_bytes())?,
         Format::Json => {
             let (kind, data) = match &snapshot.data {
                 SnapshotData::Capacity(c) => ("capacity", JsonData::Capacity(c)),
@@ -69,12 +81,11 @@ pub fn render(snapshot: &Snapshot, format: Format) -> Vec<u8> {
                 fire_time: snapshot.fire_time,
                 data,
             };
-            // Plain structs of strings and numbers: serialization cannot fail.
-            let mut out = serde_json::to_vec_pretty(&doc).expect("snapshot serializes");
-            out.push(b'\n');
-            out
+            serde_json::to_writer_pretty(&mut out, &doc)?;
+            out.write_all(b"\n")?;
         }
     }
+    out.flush()
 }
 
 fn render_text(snapshot: &Snapshot) -> String {

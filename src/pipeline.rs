@@ -11,6 +11,7 @@ use crate::delivery::{Delivered, Delivery, DeliveryError};
 use crate::format::{self, Format};
 use crate::jobs::{Fire, Job, JobError};
 use crate::keys::KeyTemplate;
+use crate::payload::PayloadWriter;
 use crate::schedule::Schedule;
 use crate::sink::Object;
 use crate::snapshot::{Snapshot, SnapshotData};
@@ -38,6 +39,10 @@ pub struct Context {
 pub enum RunError {
     #[error("collecting: {0}")]
     Collect(#[from] JobError),
+    #[error(
+        "rendering object {key} into a temporary file: {source} (is TMPDIR writable, with room?)"
+    )]
+    Render { key: String, source: std::io::Error },
     #[error("storing object {key}: {source}")]
     Deliver { key: String, source: DeliveryError },
     #[error("job state: {0}")]
@@ -53,6 +58,7 @@ impl RunError {
             RunError::Collect(JobError::OsdDf { .. } | JobError::Usage { .. }) => "bad_answer",
             RunError::Collect(JobError::Window(_)) => "window",
             RunError::Collect(JobError::Task(_)) => "internal",
+            RunError::Render { .. } => "render",
             RunError::Deliver { .. } => "lost",
             RunError::State(_) => "state",
         }
@@ -88,8 +94,9 @@ impl Outcome {
     }
 }
 
-/// Turns a snapshot into the object that stores it.
-pub fn to_object(snapshot: &Snapshot, key: &KeyTemplate, format: Format) -> Object {
+/// Turns a snapshot into the object that stores it, rendered into a [`PayloadWriter`] (memory
+/// for small objects, a temporary file for large ones). Only that temporary file can fail.
+pub fn to_object(snapshot: &Snapshot, key: String, format: Format) -> std::io::Result<Object> {
     let mut metadata = vec![
         ("job".to_string(), snapshot.job.to_string()),
         ("fire-time".to_string(), snapshot.fire_time.to_rfc3339()),
@@ -106,12 +113,14 @@ pub fn to_object(snapshot: &Snapshot, key: &KeyTemplate, format: Format) -> Obje
         metadata.push(("window-start".into(), u.window.start.to_rfc3339()));
         metadata.push(("window-end".into(), u.window.end.to_rfc3339()));
     }
-    Object {
-        key: key.render(snapshot.fire_time),
-        body: format::render(snapshot, format),
+    let mut body = PayloadWriter::new();
+    format::render_to(snapshot, format, &mut body)?;
+    Ok(Object {
+        key,
+        body: body.finish()?,
         content_type: format.content_type().to_string(),
         metadata,
-    }
+    })
 }
 
 /// Collects and delivers one snapshot.
@@ -122,8 +131,18 @@ async fn deliver_one(
     outcome: &mut Outcome,
 ) -> Result<(), RunError> {
     let snapshot = spec.job.collect(fire).await?;
-    let object = to_object(&snapshot, &spec.key, spec.format);
-    let (key, size) = (object.key.clone(), object.body.len() as u64);
+    let key = spec.key.render(snapshot.fire_time);
+    let (named, format) = (key.clone(), spec.format);
+    // Large reports render to a temporary file: keep that off the async threads.
+    let object = tokio::task::spawn_blocking(move || to_object(&snapshot, named, format))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|rendered| rendered)
+        .map_err(|source| RunError::Render {
+            key: key.clone(),
+            source,
+        })?;
+    let size = object.body.len();
     match delivery.deliver(object).await {
         Ok(Delivered::Stored) => {
             outcome.stored.push(key);

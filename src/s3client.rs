@@ -8,7 +8,9 @@ use std::io::{Read, Seek, Write};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use md5::{Digest, Md5};
 use prometheus_client::metrics::counter::Counter;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -16,6 +18,7 @@ use url::Url;
 
 use crate::config::Endpoint;
 use crate::http::{self, HttpError};
+use crate::payload::Payload;
 use crate::s3auth::{self, Addressing, SignableRequest};
 
 /// The most of an error body that is read; the code is near the start.
@@ -95,7 +98,8 @@ struct Req<'a> {
     /// The bucket when it travels in the host name.
     vhost_bucket: Option<&'a str>,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    /// Shared, so that a retry sends the same bytes without copying them.
+    body: Bytes,
 }
 
 impl S3Client {
@@ -124,18 +128,19 @@ impl S3Client {
         self.retries.clone()
     }
 
-    /// PUT one object, with `Content-MD5` so that the server verifies the payload.
+    /// PUT one object, with `Content-MD5` so that the server verifies the payload. The MD5 is
+    /// the one computed while the object was rendered: bytes damaged since are refused.
     pub async fn put_object(
         &self,
         bucket: &str,
         key: &str,
-        body: Vec<u8>,
+        body: &Payload,
         content_type: &str,
         metadata: &[(String, String)],
     ) -> Result<(), S3Error> {
         let mut headers = vec![
             ("Content-Type".to_string(), content_type.to_string()),
-            ("Content-MD5".to_string(), s3auth::content_md5(&body)),
+            ("Content-MD5".to_string(), body.content_md5()),
         ];
         for (name, value) in metadata {
             headers.push((format!("x-amz-meta-{name}"), value.clone()));
@@ -149,21 +154,22 @@ impl S3Client {
             query: None,
             vhost_bucket,
             headers,
-            body,
+            body: read_body(body, 0, body.len(), key).await?,
         })
         .await
         .map(drop)
     }
 
     /// Uploads an object in parts of `part_size` bytes (S3 multipart upload: initiate, a PUT per
-    /// part with its own `Content-MD5`, complete). On any failure the upload is aborted, so no
-    /// half object and no orphaned parts stay behind.
+    /// part with its own `Content-MD5`, complete). Parts are read from the payload one at a
+    /// time, and their bytes must hash to the payload's MD5 before the upload is completed. On
+    /// any failure the upload is aborted, so no half object and no orphaned parts stay behind.
     pub async fn put_object_multipart(
         &self,
         bucket: &str,
         key: &str,
-        body: &[u8],
-        part_size: usize,
+        body: &Payload,
+        part_size: u64,
         content_type: &str,
         metadata: &[(String, String)],
     ) -> Result<(), S3Error> {
@@ -181,7 +187,7 @@ impl S3Client {
                 query: Some("uploads".into()),
                 vhost_bucket,
                 headers,
-                body: vec![],
+                body: Bytes::new(),
             })
             .await?;
         let upload_id = match &initiated.body {
@@ -194,8 +200,15 @@ impl S3Client {
         })?;
         let upload = async {
             let mut parts = String::from("<CompleteMultipartUpload>");
-            for (i, chunk) in body.chunks(part_size.max(1)).enumerate() {
+            let mut whole = Md5::new();
+            let part_size = part_size.max(1);
+            for (i, offset) in (0..body.len().max(1))
+                .step_by(part_size as usize)
+                .enumerate()
+            {
                 let n = i + 1;
+                let chunk = read_body(body, offset, part_size, key).await?;
+                whole.update(&chunk);
                 let reply = self
                     .send(Req {
                         to_file: false,
@@ -207,8 +220,8 @@ impl S3Client {
                             encode_query(&upload_id)
                         )),
                         vhost_bucket,
-                        headers: vec![("Content-MD5".into(), s3auth::content_md5(chunk))],
-                        body: chunk.to_vec(),
+                        headers: vec![("Content-MD5".into(), s3auth::content_md5(&chunk))],
+                        body: chunk,
                     })
                     .await?;
                 let etag = reply.etag.unwrap_or_default();
@@ -217,6 +230,14 @@ impl S3Client {
                 ));
             }
             parts.push_str("</CompleteMultipartUpload>");
+            if <[u8; 16]>::from(whole.finalize()) != body.md5() {
+                return Err(S3Error::Request {
+                    what: format!("multipart upload of {key}"),
+                    reason: "the parts read back do not hash to the object as rendered \
+                             (temporary file damaged?)"
+                        .into(),
+                });
+            }
             let done = self
                 .send(Req {
                     to_file: false,
@@ -226,7 +247,7 @@ impl S3Client {
                     query: Some(format!("uploadId={}", encode_query(&upload_id))),
                     vhost_bucket,
                     headers: vec![("Content-Type".into(), "application/xml".into())],
-                    body: parts.into_bytes(),
+                    body: parts.into(),
                 })
                 .await?;
             // S3 may answer 200 and still report an error in the body.
@@ -252,7 +273,7 @@ impl S3Client {
                     query: Some(format!("uploadId={}", encode_query(&upload_id))),
                     vhost_bucket,
                     headers: vec![],
-                    body: vec![],
+                    body: Bytes::new(),
                 })
                 .await;
             if let Err(e) = aborted {
@@ -273,7 +294,7 @@ impl S3Client {
             query: None,
             vhost_bucket,
             headers: vec![],
-            body: vec![],
+            body: Bytes::new(),
         })
         .await
         .map(drop)
@@ -351,7 +372,7 @@ impl S3Client {
             query: Some(query),
             vhost_bucket: None,
             headers: vec![],
-            body: vec![],
+            body: Bytes::new(),
         })
         .await
     }
@@ -547,6 +568,19 @@ impl S3Client {
             sent_at,
         ))
     }
+}
+
+/// A range of an object's payload, read off the async runtime when it lives in a file.
+async fn read_body(body: &Payload, offset: u64, len: u64, key: &str) -> Result<Bytes, S3Error> {
+    let payload = body.clone();
+    tokio::task::spawn_blocking(move || payload.read_range(offset, len))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|read| read)
+        .map_err(|e| S3Error::Request {
+            what: format!("object {key}"),
+            reason: format!("reading its rendered bytes back: {e}"),
+        })
 }
 
 /// Signed milliseconds from `a` to `b`.

@@ -3,13 +3,14 @@
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
+use crate::payload::Payload;
 use crate::s3client::{S3Client, S3Error};
 
 /// A rendered object, ready to store.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Object {
     pub key: String,
-    pub body: Vec<u8>,
+    pub body: Payload,
     pub content_type: String,
     /// Sent as `x-amz-meta-NAME: VALUE`.
     pub metadata: Vec<(String, String)>,
@@ -21,6 +22,8 @@ pub enum SinkError {
     S3(#[from] S3Error),
     #[error("writing to standard output: {0}")]
     Stdout(#[from] std::io::Error),
+    #[error("reading object {key} back from its temporary file: {source}")]
+    ReadBack { key: String, source: std::io::Error },
 }
 
 #[async_trait]
@@ -43,14 +46,14 @@ pub struct S3Sink {
 impl Sink for S3Sink {
     async fn put(&self, o: &Object) -> Result<(), SinkError> {
         let (bucket, key, meta) = (&self.bucket, &o.key, &o.metadata);
-        if o.body.len() as u64 > self.multipart_threshold {
-            let part = usize::try_from(self.part_size).unwrap_or(usize::MAX);
+        if o.body.len() > self.multipart_threshold {
+            let part = self.part_size;
             self.client
                 .put_object_multipart(bucket, key, &o.body, part, &o.content_type, meta)
                 .await?;
         } else {
             self.client
-                .put_object(bucket, key, o.body.clone(), &o.content_type, meta)
+                .put_object(bucket, key, &o.body, &o.content_type, meta)
                 .await?;
         }
         Ok(())
@@ -67,19 +70,32 @@ pub struct DryRunSink;
 #[async_trait]
 impl Sink for DryRunSink {
     async fn put(&self, o: &Object) -> Result<(), SinkError> {
-        let mut out = format!(
+        const CHUNK: u64 = 1 << 20;
+        let mut stdout = tokio::io::stdout();
+        let head = format!(
             "=== {} ({}, {} bytes)\n",
             o.key,
             o.content_type,
             o.body.len()
-        )
-        .into_bytes();
-        out.extend_from_slice(&o.body);
-        if !o.body.ends_with(b"\n") {
-            out.push(b'\n');
+        );
+        stdout.write_all(head.as_bytes()).await?;
+        let mut last = b'\n';
+        let mut offset = 0;
+        while offset < o.body.len() {
+            let chunk = o
+                .body
+                .read_range(offset, CHUNK)
+                .map_err(|source| SinkError::ReadBack {
+                    key: o.key.clone(),
+                    source,
+                })?;
+            stdout.write_all(&chunk).await?;
+            last = chunk.last().copied().unwrap_or(last);
+            offset += chunk.len() as u64;
         }
-        let mut stdout = tokio::io::stdout();
-        stdout.write_all(&out).await?;
+        if last != b'\n' {
+            stdout.write_all(b"\n").await?;
+        }
         stdout.flush().await?;
         Ok(())
     }

@@ -9,14 +9,15 @@
 //! The spool has a size cap. An object that would cross it is refused with
 //! [`SpoolError::Full`]: the caller logs that loss loudly.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use crate::s3auth::content_md5;
+use crate::payload::Payload;
 use crate::sink::Object;
-use crate::state::{io_err, prepare_dir, write_atomic, StateError};
+use crate::state::{io_err, prepare_dir, write_atomic_with, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -41,6 +42,9 @@ pub enum SpoolError {
         quarantine: PathBuf,
     },
 }
+
+/// A header is a key, a content type and a little metadata: anything longer is damage.
+const MAX_HEADER: u64 = 1 << 20;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -117,38 +121,56 @@ impl Spool {
     }
 
     /// Keeps an object durably; returns where.
+    /// Keeps an object durably; returns where. The body is copied from its payload a chunk at
+    /// a time, so spooling a large object does not load it.
     pub fn push(&self, object: &Object) -> Result<PathBuf, SpoolError> {
         let header = Header {
             key: object.key.clone(),
             content_type: object.content_type.clone(),
             metadata: object.metadata.clone(),
-            len: object.body.len() as u64,
-            md5: content_md5(&object.body),
+            len: object.body.len(),
+            md5: object.body.content_md5(),
         };
         // Strings and numbers only: serialization cannot fail.
-        let mut bytes = serde_json::to_vec(&header).expect("spool header serializes");
-        bytes.push(b'\n');
-        bytes.extend_from_slice(&object.body);
+        let mut head = serde_json::to_vec(&header).expect("spool header serializes");
+        head.push(b'\n');
+        let size = head.len() as u64 + object.body.len();
         let used = self.depth()?.bytes;
-        if used + bytes.len() as u64 > self.max_bytes {
+        if used + size > self.max_bytes {
             return Err(SpoolError::Full {
                 dir: self.dir.clone(),
                 used,
                 cap: self.max_bytes,
                 key: object.key.clone(),
-                size: bytes.len() as u64,
+                size,
             });
         }
         let n = self.next.fetch_add(1, Ordering::SeqCst);
         let path = self.dir.join(format!("{n:012}.obj"));
-        write_atomic(&path, &bytes)?;
+        write_atomic_with(&path, |f| {
+            f.write_all(&head)?;
+            object.body.copy_to(f)
+        })?;
         Ok(path)
     }
 
-    /// Reads an entry back, checking it; a damaged one is moved to `corrupt/`.
+    /// Reads an entry back, checking its length and MD5; a damaged one is moved to `corrupt/`.
+    /// The body stays in the file: the returned object reads it from there.
     pub fn read(&self, path: &Path) -> Result<Object, SpoolError> {
-        let bytes = std::fs::read(path).map_err(io_err(path))?;
-        parse_entry(&bytes).map_err(|reason| self.quarantine(path, reason))
+        let file = std::fs::File::open(path).map_err(io_err(path))?;
+        let (header, offset) = read_header(&file).map_err(io_err(path))?;
+        let checked = match header {
+            Ok(header) => Payload::from_file_region(file, offset, header.len, &header.md5)
+                .map_err(io_err(path))?
+                .map(|body| Object {
+                    key: header.key,
+                    body,
+                    content_type: header.content_type,
+                    metadata: header.metadata,
+                }),
+            Err(reason) => Err(reason),
+        };
+        checked.map_err(|reason| self.quarantine(path, reason))
     }
 
     pub fn remove(&self, path: &Path) -> Result<(), SpoolError> {
@@ -177,30 +199,18 @@ fn sequence(path: &Path) -> Option<u64> {
     name.strip_suffix(".obj")?.parse().ok()
 }
 
-fn parse_entry(bytes: &[u8]) -> Result<Object, String> {
-    let newline = bytes
-        .iter()
-        .position(|b| *b == b'\n')
-        .ok_or("no header line")?;
-    let header: Header =
-        serde_json::from_slice(&bytes[..newline]).map_err(|e| format!("header: {e}"))?;
-    let body = bytes[newline + 1..].to_vec();
-    if body.len() as u64 != header.len {
-        return Err(format!(
-            "body is {} bytes, header says {}",
-            body.len(),
-            header.len
-        ));
+/// The header line of an entry, and where the body starts. The outer error is the disk's; the
+/// inner one says what is wrong with the entry.
+fn read_header(file: &std::fs::File) -> std::io::Result<(Result<Header, String>, u64)> {
+    let mut line = Vec::new();
+    let mut reader = BufReader::new(file).take(MAX_HEADER);
+    reader.read_until(b'\n', &mut line)?;
+    let offset = line.len() as u64;
+    if line.pop() != Some(b'\n') {
+        return Ok((Err("no header line".into()), offset));
     }
-    if content_md5(&body) != header.md5 {
-        return Err("body does not match its MD5".into());
-    }
-    Ok(Object {
-        key: header.key,
-        body,
-        content_type: header.content_type,
-        metadata: header.metadata,
-    })
+    let header = serde_json::from_slice(&line).map_err(|e| format!("header: {e}"));
+    Ok((header, offset))
 }
 
 #[cfg(test)]
@@ -210,10 +220,21 @@ mod tests {
     fn object(key: &str, body: &str) -> Object {
         Object {
             key: key.into(),
-            body: body.as_bytes().to_vec(),
+            body: Payload::from(body.as_bytes().to_vec()),
             content_type: "text/plain".into(),
             metadata: vec![("job".into(), "pool_df".into())],
         }
+    }
+
+    /// What must survive the spool: everything but where the body lives.
+    fn view(o: &Object) -> (String, Vec<u8>, String, Vec<(String, String)>) {
+        let body = o.body.to_bytes().unwrap().to_vec();
+        (
+            o.key.clone(),
+            body,
+            o.content_type.clone(),
+            o.metadata.clone(),
+        )
     }
 
     #[test]
@@ -228,14 +249,33 @@ mod tests {
         let spool = Spool::open(dir.path(), 1 << 20).unwrap();
         let c = object("pool.c", "third");
         spool.push(&c).unwrap();
-        let got: Vec<Object> = spool
+        let got: Vec<_> = spool
             .entries()
             .unwrap()
             .iter()
-            .map(|p| spool.read(p).unwrap())
+            .map(|p| view(&spool.read(p).unwrap()))
             .collect();
-        assert_eq!(got, vec![a, b, c]);
+        assert_eq!(got, vec![view(&a), view(&b), view(&c)]);
         assert_eq!(spool.depth().unwrap().objects, 3);
+    }
+
+    #[test]
+    fn a_large_object_goes_through_from_temporary_file_to_spool_and_back() {
+        use crate::payload::PayloadWriter;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+        let mut w = PayloadWriter::with_spill_at(1024);
+        for i in 0..100_000u32 {
+            write!(w, "{i},").unwrap();
+        }
+        let big = Object {
+            body: w.finish().unwrap(),
+            ..object("usage.big", "")
+        };
+        let path = spool.push(&big).unwrap();
+        let back = spool.read(&path).unwrap();
+        assert_eq!(view(&back), view(&big));
+        assert_eq!(back.body.content_md5(), big.body.content_md5());
     }
 
     #[test]
@@ -254,17 +294,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path(), 1 << 20).unwrap();
         let path = spool.push(&object("k", "body")).unwrap();
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes.pop();
-        std::fs::write(&path, &bytes).unwrap();
+        let whole = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &whole[..whole.len() - 1]).unwrap();
         let err = spool.read(&path).unwrap_err();
         assert!(matches!(err, SpoolError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("header says 4"), "{err}");
         assert!(spool.entries().unwrap().is_empty());
         assert!(dir
             .path()
             .join("corrupt")
             .join(path.file_name().unwrap())
             .exists());
+
+        let path = spool.push(&object("k2", "body")).unwrap();
+        let mut flipped = std::fs::read(&path).unwrap();
+        *flipped.last_mut().unwrap() ^= 1;
+        std::fs::write(&path, &flipped).unwrap();
+        let err = spool.read(&path).unwrap_err();
+        assert!(err.to_string().contains("does not match its MD5"), "{err}");
+        std::fs::write(&path, b"no header line at all").unwrap();
+        let err = spool.read(&path).unwrap_err();
+        assert!(err.to_string().contains("no header line"), "{err}");
     }
 
     #[test]

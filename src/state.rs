@@ -32,14 +32,24 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError +
 /// Writes `bytes` to `path` atomically and durably: a temporary file in the same directory,
 /// fsync, rename over the target, fsync of the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    write_atomic_with(path, |f| f.write_all(bytes))
+}
+
+/// [`write_atomic`] for contents written piece by piece by `write` (a spooled object's body).
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), StateError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     let tmp = dir.join(format!(".tmp-{name}"));
-    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
+    let f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+    write(&mut w).map_err(io_err(&tmp))?;
+    let f = w.into_inner().map_err(|e| io_err(&tmp)(e.into_error()))?;
     f.sync_all().map_err(io_err(&tmp))?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(io_err(path))?;

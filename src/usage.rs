@@ -7,13 +7,14 @@
 //! The report keeps everything in `BTreeMap`s so that the same answer always renders to the same
 //! bytes, whatever order RGW listed it in.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
+use std::io::Read;
 
 use chrono::{DateTime, Utc};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use crate::jsonwalk::{Borrowed, WalkError, Walker};
 use crate::window::Window;
 
 /// The four counters RGW keeps per category.
@@ -64,32 +65,50 @@ pub struct UsageReport {
     pub buckets: Option<Vec<BucketUsage>>,
 }
 
+/// One category of a record. The counters are spelled out rather than a flattened
+/// [`Counters`]: serde buffers flattened fields through a generic map, which costs a third of
+/// the parse on large answers.
 #[derive(Deserialize)]
-struct RawBucket {
-    bucket: String,
-    epoch: i64,
-    owner: String,
-    categories: Vec<RawCategory>,
+struct RawCategory<'a> {
+    #[serde(borrow)]
+    category: Cow<'a, str>,
+    ops: u64,
+    successful_ops: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+}
+
+impl RawCategory<'_> {
+    fn counters(&self) -> Counters {
+        Counters {
+            ops: self.ops,
+            successful_ops: self.successful_ops,
+            bytes_sent: self.bytes_sent,
+            bytes_received: self.bytes_received,
+        }
+    }
 }
 
 #[derive(Deserialize)]
-struct RawCategory {
-    category: String,
-    #[serde(flatten)]
-    counters: Counters,
-}
-
-#[derive(Deserialize)]
-struct RawSummary {
+struct RawSummary<'a> {
     user: String,
-    categories: Vec<RawCategory>,
+    #[serde(borrow)]
+    categories: Vec<RawCategory<'a>>,
     total: Counters,
+}
+
+struct SummaryRow;
+
+impl Borrowed for SummaryRow {
+    type Value<'a> = RawSummary<'a>;
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
-    #[error("usage JSON is malformed or of an unexpected shape: {0}")]
-    Json(#[from] serde_json::Error),
+    #[error("usage JSON is malformed or of an unexpected shape {0}")]
+    Json(WalkError),
+    #[error("reading the usage answer: {0}")]
+    Read(std::io::Error),
     #[error("usage answer has no `entries` although entries were asked for")]
     MissingEntries,
     #[error(
@@ -118,6 +137,15 @@ pub enum UsageError {
     },
 }
 
+impl From<WalkError> for UsageError {
+    fn from(e: WalkError) -> UsageError {
+        match e {
+            WalkError::Io(e) => UsageError::Read(e),
+            e => UsageError::Json(e),
+        }
+    }
+}
+
 fn add_into(
     map: &mut BTreeMap<String, Counters>,
     key: &str,
@@ -131,20 +159,16 @@ fn add_into(
     Ok(())
 }
 
-fn sum<'a>(
-    counters: impl IntoIterator<Item = &'a Counters>,
-    what: &str,
-) -> Result<Counters, UsageError> {
+fn sum(counters: impl IntoIterator<Item = Counters>, what: &str) -> Result<Counters, UsageError> {
     counters
         .into_iter()
-        .try_fold(Counters::default(), |acc, c| acc.checked_add(*c))
+        .try_fold(Counters::default(), |acc, c| acc.checked_add(c))
         .ok_or_else(|| UsageError::Overflow(what.to_string()))
 }
 
 /// Parses an `/admin/usage` answer held in memory. See [`parse_reader`].
 pub fn parse(json: &[u8], window: Window, with_entries: bool) -> Result<UsageReport, UsageError> {
-    let mut de = serde_json::Deserializer::from_slice(json);
-    parse_from(&mut de, window, with_entries)
+    parse_reader(json, window, with_entries)
 }
 
 /// Parses an `/admin/usage` answer for `window` as it streams by, checking that every record
@@ -152,100 +176,188 @@ pub fn parse(json: &[u8], window: Window, with_entries: bool) -> Result<UsageRep
 ///
 /// Memory grows with the number of distinct (owner, bucket, category) triples, not with the
 /// size of the answer: RGW repeats each bucket once per hour record, and those are summed as
-/// they are read. One bucket record is held at a time.
+/// they are read. The walker holds a block of the answer; one record is parsed at a time, its
+/// strings borrowed from that block.
 pub fn parse_reader(
-    reader: impl std::io::Read,
+    reader: impl Read,
     window: Window,
     with_entries: bool,
 ) -> Result<UsageReport, UsageError> {
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    parse_from(&mut de, window, with_entries)
+    parse_walking(Walker::new(reader), window, with_entries)
 }
 
-fn parse_from<'de, R: serde_json::de::Read<'de>>(
-    de: &mut serde_json::Deserializer<R>,
+fn parse_walking<R: Read>(
+    mut walker: Walker<R>,
     window: Window,
     with_entries: bool,
 ) -> Result<UsageReport, UsageError> {
     let mut agg = Aggregate {
         window,
         with_entries,
-        saw_entries: false,
         by_bucket: HashMap::new(),
         per_user: BTreeMap::new(),
-        summary: None,
-        failure: None,
+        users: BTreeMap::new(),
     };
-    let parsed = Answer(&mut agg)
-        .deserialize(&mut *de)
-        .and_then(|()| de.end());
-    // A record that broke a rule stops the parse; say which rule, not "custom error".
-    if let Some(e) = agg.failure.take() {
-        return Err(e);
-    }
-    parsed?;
-    agg.finish()
+    let saw_entries = agg.answer(&mut walker)?;
+    agg.finish(saw_entries)
 }
 
-/// What the streaming parse has gathered so far.
+/// A bucket record, borrowing its strings from the walker's buffer when they hold no escapes.
+#[derive(Deserialize)]
+struct RawBucket<'a> {
+    #[serde(borrow)]
+    bucket: Cow<'a, str>,
+    epoch: i64,
+    #[serde(borrow)]
+    owner: Cow<'a, str>,
+    #[serde(borrow)]
+    categories: Vec<RawCategory<'a>>,
+}
+
+struct BucketRecord;
+
+impl Borrowed for BucketRecord {
+    type Value<'a> = RawBucket<'a>;
+}
+
+/// Categories and their counters, in the order first seen: a bucket has a handful.
+type Categories = Vec<(String, Counters)>;
+
+/// What the streaming parse gathers.
 struct Aggregate {
     window: Window,
     with_entries: bool,
-    saw_entries: bool,
-    /// (owner, bucket) -> category -> counters.
-    by_bucket: HashMap<(String, String), HashMap<String, Counters>>,
+    /// owner -> bucket -> categories.
+    by_bucket: HashMap<String, HashMap<String, Categories>>,
     /// Entries summed per user, to check against the summary.
     per_user: BTreeMap<String, Counters>,
-    summary: Option<Vec<RawSummary>>,
-    failure: Option<UsageError>,
+    /// The summary, per user.
+    users: BTreeMap<String, UserUsage>,
+}
+
+/// The value stored under `key`, inserted when missing; the key is copied only then.
+fn slot<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key).expect("inserted above")
 }
 
 impl Aggregate {
+    /// The top-level object: `entries` walked record by record, `summary` row by row. Returns
+    /// whether entries were read.
+    fn answer<R: Read>(&mut self, w: &mut Walker<R>) -> Result<bool, UsageError> {
+        let (mut entries, mut summary) = (false, false);
+        w.object(|w, name| -> Result<(), UsageError> {
+            let at = w.offset();
+            let seen = match name.as_str() {
+                "entries" if self.with_entries => {
+                    w.array(|w| self.user_entry(w))?;
+                    std::mem::replace(&mut entries, true)
+                }
+                "summary" => {
+                    w.array(|w| w.value_with::<SummaryRow, _>(|row| self.add_summary(row))?)?;
+                    std::mem::replace(&mut summary, true)
+                }
+                _ => {
+                    w.skip()?;
+                    false
+                }
+            };
+            if seen {
+                return Err(w.shape(at, format!("`{name}` appears twice")).into());
+            }
+            Ok(())
+        })?;
+        let end = w.offset();
+        w.end()?;
+        if !summary {
+            return Err(w.shape(end, "the answer has no `summary`").into());
+        }
+        Ok(entries)
+    }
+
+    /// `{"user": ..., "buckets": [...]}`, in either order.
+    fn user_entry<R: Read>(&mut self, w: &mut Walker<R>) -> Result<(), UsageError> {
+        let at = w.offset();
+        let (mut user, mut sum, mut buckets) = (None, Counters::default(), false);
+        w.object(|w, name| -> Result<(), UsageError> {
+            match name.as_str() {
+                "user" => user = Some(w.value::<String>()?),
+                "buckets" => {
+                    buckets = true;
+                    w.array(|w| w.value_with::<BucketRecord, _>(|b| self.add(b, &mut sum))?)?;
+                }
+                _ => w.skip()?,
+            }
+            Ok(())
+        })?;
+        let user = user.ok_or_else(|| w.shape(at, "a per-user entry has no `user`"))?;
+        if !buckets {
+            return Err(w
+                .shape(at, format!("the entry of user {user} has no `buckets`"))
+                .into());
+        }
+        let total = self.per_user.entry(user.clone()).or_default();
+        *total = total
+            .checked_add(sum)
+            .ok_or_else(|| UsageError::Overflow(format!("the entries of user {user}")))?;
+        Ok(())
+    }
+
     /// Folds one bucket record in; `user_sum` collects the record's counters for its user.
-    fn add(&mut self, b: RawBucket, user_sum: &mut Counters) -> Result<(), UsageError> {
+    fn add(&mut self, b: RawBucket<'_>, user_sum: &mut Counters) -> Result<(), UsageError> {
         let hour = DateTime::<Utc>::from_timestamp(b.epoch, 0);
         if !hour.is_some_and(|t| self.window.contains(t)) {
             return Err(UsageError::OutsideWindow {
-                user: b.owner,
-                bucket: b.bucket,
+                user: b.owner.into_owned(),
+                bucket: b.bucket.into_owned(),
                 time: hour.map_or_else(|| b.epoch.to_string(), |t| t.to_rfc3339()),
                 window: self.window,
             });
         }
-        let record = sum(b.categories.iter().map(|c| &c.counters), &b.bucket)?;
+        let record = sum(b.categories.iter().map(RawCategory::counters), &b.bucket)?;
         *user_sum = user_sum
             .checked_add(record)
-            .ok_or_else(|| UsageError::Overflow(b.owner.clone()))?;
-        // The record's own strings become the keys: no copies on the hot path.
-        let cats = self.by_bucket.entry((b.owner, b.bucket)).or_default();
-        for c in b.categories {
-            let slot = cats.entry(c.category).or_default();
+            .ok_or_else(|| UsageError::Overflow(b.owner.to_string()))?;
+        let categories = slot(slot(&mut self.by_bucket, &b.owner), &b.bucket);
+        for c in &b.categories {
+            let at = match categories.iter().position(|(name, _)| *name == c.category) {
+                Some(i) => i,
+                None => {
+                    categories.push((c.category.to_string(), Counters::default()));
+                    categories.len() - 1
+                }
+            };
+            let slot = &mut categories[at].1;
             *slot = slot
-                .checked_add(c.counters)
-                .ok_or_else(|| UsageError::Overflow("a bucket's categories".into()))?;
+                .checked_add(c.counters())
+                .ok_or_else(|| UsageError::Overflow(format!("bucket {}", b.bucket)))?;
         }
         Ok(())
     }
 
-    fn finish(self) -> Result<UsageReport, UsageError> {
-        let summary = self.summary.unwrap_or_default();
-        let mut users = BTreeMap::new();
-        for s in summary {
-            let mut categories = BTreeMap::new();
-            for c in &s.categories {
-                add_into(&mut categories, &c.category, c.counters, &s.user)?;
-            }
-            let usage = UserUsage {
-                total: s.total,
-                categories,
-            };
-            if users.contains_key(&s.user) {
-                return Err(UsageError::DuplicateUser(s.user));
-            }
-            users.insert(s.user, usage);
+    /// One user's row of the summary.
+    fn add_summary(&mut self, s: RawSummary<'_>) -> Result<(), UsageError> {
+        let mut categories = BTreeMap::new();
+        for c in &s.categories {
+            add_into(&mut categories, &c.category, c.counters(), &s.user)?;
         }
-        let total = sum(users.values().map(|u| &u.total), "the cluster total")?;
-        let buckets = match (self.with_entries, self.saw_entries) {
+        if self.users.contains_key(&s.user) {
+            return Err(UsageError::DuplicateUser(s.user));
+        }
+        let usage = UserUsage {
+            total: s.total,
+            categories,
+        };
+        self.users.insert(s.user, usage);
+        Ok(())
+    }
+
+    fn finish(self, saw_entries: bool) -> Result<UsageReport, UsageError> {
+        let users = self.users;
+        let total = sum(users.values().map(|u| u.total), "the cluster total")?;
+        let buckets = match (self.with_entries, saw_entries) {
             (false, _) => None,
             (true, false) => return Err(UsageError::MissingEntries),
             (true, true) => {
@@ -288,181 +400,22 @@ fn check_against_summary(
 }
 
 fn sorted_buckets(
-    by_bucket: HashMap<(String, String), HashMap<String, Counters>>,
+    by_bucket: HashMap<String, HashMap<String, Categories>>,
 ) -> Result<Vec<BucketUsage>, UsageError> {
-    let mut buckets = by_bucket
-        .into_iter()
-        .map(|((owner, bucket), categories)| {
-            let categories: BTreeMap<_, _> = categories.into_iter().collect();
-            let total = sum(categories.values(), &bucket)?;
-            Ok(BucketUsage {
-                owner,
+    let mut buckets = vec![];
+    for (owner, owned) in by_bucket {
+        for (bucket, categories) in owned {
+            let total = sum(categories.iter().map(|(_, c)| *c), &bucket)?;
+            buckets.push(BucketUsage {
+                owner: owner.clone(),
                 bucket,
                 total,
-                categories,
-            })
-        })
-        .collect::<Result<Vec<_>, UsageError>>()?;
+                categories: categories.into_iter().collect(),
+            });
+        }
+    }
     buckets.sort_by(|a, b| (&a.owner, &a.bucket).cmp(&(&b.owner, &b.bucket)));
     Ok(buckets)
-}
-
-// ------------------------------------------------------------------ the streaming visitors
-
-/// The top-level object: `entries` streamed, `summary` read whole (it is one row per user).
-struct Answer<'a>(&'a mut Aggregate);
-
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "lowercase")]
-enum TopField {
-    Entries,
-    Summary,
-    #[serde(other)]
-    Other,
-}
-
-impl<'de> DeserializeSeed<'de> for Answer<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Answer<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the usage answer object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(field) = map.next_key::<TopField>()? {
-            match field {
-                TopField::Entries if self.0.with_entries => {
-                    self.0.saw_entries = true;
-                    map.next_value_seed(Entries(&mut *self.0))?;
-                }
-                TopField::Summary => self.0.summary = Some(map.next_value()?),
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        if self.0.summary.is_none() {
-            return Err(de::Error::missing_field("summary"));
-        }
-        Ok(())
-    }
-}
-
-/// `entries`: one element per user.
-struct Entries<'a>(&'a mut Aggregate);
-
-impl<'de> DeserializeSeed<'de> for Entries<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Entries<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of per-user entries")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element_seed(UserEntry(&mut *self.0))?.is_some() {}
-        Ok(())
-    }
-}
-
-/// `{"user": ..., "buckets": [...]}`, in either key order.
-struct UserEntry<'a>(&'a mut Aggregate);
-
-#[derive(Deserialize)]
-#[serde(field_identifier, rename_all = "lowercase")]
-enum EntryField {
-    User,
-    Buckets,
-    #[serde(other)]
-    Other,
-}
-
-impl<'de> DeserializeSeed<'de> for UserEntry<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for UserEntry<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a per-user entry")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let (mut user, mut sum, mut saw_buckets) = (None, Counters::default(), false);
-        while let Some(field) = map.next_key::<EntryField>()? {
-            match field {
-                EntryField::User => user = Some(map.next_value::<String>()?),
-                EntryField::Buckets => {
-                    saw_buckets = true;
-                    map.next_value_seed(Buckets {
-                        agg: &mut *self.0,
-                        sum: &mut sum,
-                    })?;
-                }
-                EntryField::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        let user = user.ok_or_else(|| de::Error::missing_field("user"))?;
-        if !saw_buckets {
-            return Err(de::Error::missing_field("buckets"));
-        }
-        let slot = self.0.per_user.entry(user).or_default();
-        match slot.checked_add(sum) {
-            Some(total) => *slot = total,
-            None => return Err(self.0.fail(UsageError::Overflow("a user's entries".into()))),
-        }
-        Ok(())
-    }
-}
-
-/// `buckets`: hour records, folded in one at a time.
-struct Buckets<'a> {
-    agg: &'a mut Aggregate,
-    sum: &'a mut Counters,
-}
-
-impl<'de> DeserializeSeed<'de> for Buckets<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Buckets<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of bucket records")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(b) = seq.next_element::<RawBucket>()? {
-            if let Err(e) = self.agg.add(b, self.sum) {
-                return Err(self.agg.fail(e));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Aggregate {
-    /// Keeps a rule's error and stops the parse with a placeholder serde error.
-    fn fail<E: de::Error>(&mut self, e: UsageError) -> E {
-        let msg = e.to_string();
-        self.failure = Some(e);
-        E::custom(msg)
-    }
 }
 
 #[cfg(test)]
@@ -503,6 +456,22 @@ mod tests {
         assert_eq!(photos.owner, "alice");
         assert_eq!(photos.categories["get_obj"].ops, 4);
         assert_eq!(photos.total.ops, 1 + 1 + 4 + 1 + 3);
+    }
+
+    #[test]
+    fn any_block_size_gives_the_same_report_or_the_same_error() {
+        let json = fixture("admin-usage-all.json");
+        let whole = parse(&json, fixture_hour(), true).unwrap();
+        let cut = &json[..json.len() * 2 / 3];
+        let broken = parse(cut, fixture_hour(), true).unwrap_err().to_string();
+        assert!(broken.contains("(truncated?)"), "{broken}");
+        for block in (1..64).chain([1000, 4096]) {
+            let walk = |doc| Walker::with_sizes(doc, block, 1 << 20);
+            let r = parse_walking(walk(&json[..]), fixture_hour(), true).unwrap();
+            assert_eq!(r, whole, "block {block}");
+            let e = parse_walking(walk(cut), fixture_hour(), true).unwrap_err();
+            assert_eq!(e.to_string(), broken, "block {block}");
+        }
     }
 
     #[test]
@@ -571,6 +540,35 @@ mod tests {
             parse(bad.as_bytes(), fixture_hour(), true),
             Err(UsageError::Inconsistent { .. })
         ));
+    }
+
+    #[test]
+    fn duplicate_or_missing_parts_are_named() {
+        for (body, want) in [
+            (
+                r#"{"summary":[],"summary":[]}"#,
+                "at byte 24: `summary` appears twice",
+            ),
+            (
+                r#"{"entries":[],"entries":[],"summary":[]}"#,
+                "`entries` appears twice",
+            ),
+            (
+                r#"{"entries":[{"buckets":[]}],"summary":[]}"#,
+                "at byte 12: a per-user entry has no `user`",
+            ),
+            (
+                r#"{"entries":[{"user":"u"}],"summary":[]}"#,
+                "the entry of user u has no `buckets`",
+            ),
+            (
+                r#"{"entries":[]}"#,
+                "at byte 14: the answer has no `summary`",
+            ),
+        ] {
+            let err = parse(body.as_bytes(), fixture_hour(), true).unwrap_err();
+            assert!(err.to_string().contains(want), "{body}: {err}");
+        }
     }
 
     #[test]

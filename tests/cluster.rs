@@ -9,9 +9,11 @@
 
 mod common;
 
+use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use ceph_stats_exporter::payload::{Payload, PayloadWriter};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::Value;
 
@@ -325,10 +327,14 @@ fn multipart_uploads_land_whole_on_real_rgw() {
         .collect();
     let key = format!("{}/big.json", nonce("multipart"));
     let meta = [("job".to_string(), "rgw_usage".to_string())];
+    // Written as an object is rendered: through a payload writer, which spills to a file.
+    let mut payload = PayloadWriter::new();
+    payload.write_all(&body).unwrap();
+    let payload = payload.finish().unwrap();
     rt.block_on(client.put_object_multipart(
         &env("RGW_BUCKET"),
         &key,
-        &body,
+        &payload,
         5 << 20,
         "application/json",
         &meta,
@@ -390,7 +396,8 @@ fn signer_handles_awkward_keys_against_real_rgw() {
         let key = format!("{prefix}/{name}");
         let body = format!("object {i}").into_bytes();
         let meta = [("note".to_string(), format!("  folded \t value {i} "))];
-        rt.block_on(client.put_object(&env("RGW_BUCKET"), &key, body.clone(), "text/plain", &meta))
+        let payload = Payload::from(body.clone());
+        rt.block_on(client.put_object(&env("RGW_BUCKET"), &key, &payload, "text/plain", &meta))
             .unwrap_or_else(|e| panic!("PUT {key:?}: {e}"));
         assert_eq!(get_object(&encode_key(&key)), body, "{key:?}");
     }
@@ -404,7 +411,7 @@ fn signer_handles_awkward_keys_against_real_rgw() {
         .block_on(S3Client::new(&wrong).unwrap().put_object(
             &env("RGW_BUCKET"),
             "x",
-            vec![],
+            &Payload::from(vec![]),
             "text/plain",
             &[],
         ))

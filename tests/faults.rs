@@ -341,11 +341,11 @@ async fn usage_answer_that_is_not_json_says_where_it_broke() {
     for (body, problem) in [
         (
             r#"{"entries":[],"summary":[{"user":"alice","#,
-            "EOF while parsing a value at line 1 column 41",
+            "at byte 25: the document ends inside this value (truncated?)",
         ),
         (
             r#"{"entries":[],"summary":[]}}"#,
-            "trailing characters at line 1 column 28",
+            "at byte 27: expected the end of the document, found `}`",
         ),
     ] {
         let (out, url) = usage_failure(json(body), "").await;
@@ -708,7 +708,7 @@ async fn a_failing_job_does_not_stop_the_other() {
         out.failure_of("rgw_usage"),
         &[
             "usage JSON is malformed",
-            "expected value at line 1 column 1",
+            "at byte 0: expected an object, found `g`",
         ],
     );
     assert_contains_all(&out.stderr, &["1 of 2 jobs failed: rgw_usage"]);
@@ -978,5 +978,71 @@ async fn a_failed_multipart_upload_is_aborted() {
     assert_contains_all(
         &out.stderr,
         &["PUT part", "HTTP 500", "spooled, not yet in S3"],
+    );
+}
+
+#[tokio::test]
+async fn a_multipart_upload_whose_parts_changed_on_disk_is_aborted_not_completed() {
+    use ceph_stats_exporter::config::Endpoint;
+    use ceph_stats_exporter::payload::Payload;
+    use ceph_stats_exporter::s3auth::{Addressing, Credentials};
+    use ceph_stats_exporter::s3client::S3Client;
+    use ceph_stats_exporter::secret::Secret;
+    use std::io::{Seek, SeekFrom, Write};
+
+    let initiated = "<InitiateMultipartUploadResult><UploadId>u1</UploadId>\
+                     </InitiateMultipartUploadResult>";
+    let s3 = Fake::script(vec![
+        answer(200, "application/xml", initiated),
+        answer(200, "text/plain", ""),
+    ])
+    .await;
+    // A rendered object in its file, then damaged in place after its MD5 was taken.
+    let body = b"0123456789abcdefghij";
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(body).unwrap();
+    let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(body));
+    let payload = Payload::from_file_region(file.try_clone().unwrap(), 0, 20, &md5)
+        .unwrap()
+        .unwrap();
+    file.seek(SeekFrom::Start(15)).unwrap();
+    file.write_all(b"X").unwrap();
+
+    let client = S3Client::new(&Endpoint {
+        url: s3.url.parse().unwrap(),
+        credentials: Credentials {
+            access_key: ACCESS_KEY.into(),
+            secret_key: Secret::new(SECRET_KEY),
+        },
+        addressing: Addressing::Path,
+        connect_timeout: Duration::from_secs(2),
+        timeout: Duration::from_secs(5),
+        max_response_bytes: 1 << 20,
+        retry: Default::default(),
+    })
+    .unwrap();
+    let err = client
+        .put_object_multipart("info", "k", &payload, 8, "text/plain", &[])
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("do not hash to the object as rendered"),
+        "{err}"
+    );
+    let calls: Vec<String> = s3
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "POST /info/k?uploads",
+            "PUT /info/k?partNumber=1&uploadId=u1",
+            "PUT /info/k?partNumber=2&uploadId=u1",
+            "PUT /info/k?partNumber=3&uploadId=u1",
+            "DELETE /info/k?uploadId=u1",
+        ]
     );
 }

@@ -1,6 +1,6 @@
 //! Property tests (proptest) of the pure parts of the exporter, through the public API only:
-//! the `osd df tree` and admin usage parsers, S3/admin error bodies, key templates, the v2
-//! signer's canonicalization and usage windows.
+//! the `osd df tree` and admin usage parsers, the block-wise JSON walker, S3/admin error bodies,
+//! key templates, the v2 signer's canonicalization and usage windows.
 //!
 //! Each group saves the seeds of failing cases in `tests/regressions/<group>.txt`; proptest
 //! replays them first on every later run, so keep those files. Inputs worth keeping forever are
@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
+use ceph_stats_exporter::jsonwalk::{WalkError, Walker};
 use ceph_stats_exporter::keys::{KeyTemplate, KeyTemplateError};
 use ceph_stats_exporter::osd_df::{self, CapacityReport, OsdDfError};
 use ceph_stats_exporter::s3auth::{
@@ -25,7 +26,7 @@ use chrono::{
 };
 use chrono_tz::Tz;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, NON_ALPHANUMERIC};
-use proptest::collection::{btree_set, vec};
+use proptest::collection::{btree_map, btree_set, vec};
 use proptest::prelude::*;
 use proptest::sample::{select, subsequence, Index};
 use proptest::test_runner::FileFailurePersistence;
@@ -1234,6 +1235,94 @@ fn usage_leaves_at_the_window_edges() {
     for epoch in [HOUR - 1, HOUR, HOUR + 3599, HOUR + 3600, i64::MIN, i64::MAX] {
         let r = check_usage_leaf(pointer, leaf, epoch, 0);
         assert!(r.is_ok(), "epoch {epoch}: {r:?}");
+    }
+}
+
+/// Any JSON value, numbers of every length and strings with escapes included.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("JSON has no infinities", |f| f.is_finite())
+            .prop_map(Value::from),
+        "(.|\"|\\\\){0,12}".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        prop_oneof![
+            vec(inner.clone(), 0..8).prop_map(Value::from),
+            btree_map("(.|\"){0,6}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// An array of values as RGW or a proxy may send it: compact or pretty, maybe cut short.
+fn json_array_bytes() -> impl Strategy<Value = Vec<u8>> {
+    (
+        vec(json_value(), 0..8),
+        any::<bool>(),
+        any::<Option<Index>>(),
+    )
+        .prop_map(|(values, pretty, cut)| {
+            let doc = Value::from(values);
+            let mut bytes = if pretty {
+                serde_json::to_vec_pretty(&doc)
+            } else {
+                serde_json::to_vec(&doc)
+            }
+            .expect("serializes");
+            if let Some(at) = cut {
+                bytes.truncate(at.index(bytes.len()));
+            }
+            bytes
+        })
+}
+
+/// A document walked as one value, with the walker reading `block` bytes at a time.
+fn walk_whole(bytes: &[u8], block: usize) -> Result<Value, WalkError> {
+    let mut w = Walker::with_sizes(bytes, block, 1 << 20);
+    let v = w.value::<Value>()?;
+    w.end()?;
+    Ok(v)
+}
+
+/// A document walked as an array, element by element.
+fn walk_elements(bytes: &[u8], block: usize) -> Result<Vec<Value>, WalkError> {
+    let mut w = Walker::with_sizes(bytes, block, 1 << 20);
+    let mut out = vec![];
+    w.array(|w| w.value::<Value>().map(|v| out.push(v)))?;
+    w.end()?;
+    Ok(out)
+}
+
+proptest! {
+    #![proptest_config(config(256, "tests/regressions/jsonwalk.txt"))]
+
+    /// The walker reads a block at a time and parses values again when a block cuts them: for
+    /// any bytes and any block size it must agree with serde reading the whole slice.
+    #[test]
+    fn jsonwalk_agrees_with_serde_on_the_whole_slice(
+        bytes in prop_oneof![
+            select(USAGE_FIXTURES).prop_flat_map(mutated_fixture),
+            arbitrary_bytes(),
+            json_array_bytes(),
+        ],
+        block in 1usize..48,
+    ) {
+        let serde = serde_json::from_slice::<Value>(&bytes);
+        match (&serde, walk_whole(&bytes, block)) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, &b),
+            (Err(_), Err(_)) => {}
+            (a, b) => prop_assert!(false, "serde {a:?}, walker {b:?}"),
+        }
+        match (serde.ok().and_then(|v| v.as_array().cloned()), walk_elements(&bytes, block)) {
+            (Some(a), Ok(b)) => prop_assert_eq!(a, b),
+            (None, Err(_)) => {}
+            (a, b) => prop_assert!(false, "serde {a:?}, walker {b:?}"),
+        }
     }
 }
 

@@ -1,6 +1,5 @@
 //! `rgw_usage`: the RGW usage log of the last complete window before the fire time.
 
-use std::io::BufReader;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -70,15 +69,10 @@ impl Job for RgwUsage {
         let collected_at = Utc::now();
         let from = format!("{}admin/usage", self.admin.endpoint());
         let with_entries = self.show_entries;
-        let parsed = tokio::task::spawn_blocking(move || {
-            usage::parse_reader(
-                BufReader::with_capacity(1 << 20, file),
-                window,
-                with_entries,
-            )
-        })
-        .await
-        .map_err(|e| JobError::Task(e.to_string()))?;
+        let parsed =
+            tokio::task::spawn_blocking(move || usage::parse_reader(file, window, with_entries))
+                .await
+                .map_err(|e| JobError::Task(e.to_string()))?;
         let report = parsed.map_err(|source| JobError::Usage { from, source })?;
         Ok(Snapshot {
             job: self.name(),
