@@ -7,12 +7,15 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::config::CephSource;
 use crate::http::{self, HttpError};
 
 /// A size no `osd df tree` answer comes near (about 1 KiB per OSD).
 const MAX_TREE_BYTES: u64 = 64 * 1024 * 1024;
+/// How much of a failing command's stderr is kept for its error.
+const STDERR_KEPT: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CephSourceError {
@@ -23,6 +26,8 @@ pub enum CephSourceError {
     },
     #[error("`{command}` did not finish within {timeout:?} (is a mgr active?)")]
     CommandTimeout { command: String, timeout: Duration },
+    #[error("`{command}` printed more than {limit} bytes: not an `osd df tree` answer")]
+    CommandOutputTooLarge { command: String, limit: u64 },
     #[error("`{command}` failed ({status}): {stderr}")]
     CommandFailed {
         command: String,
@@ -171,7 +176,7 @@ async fn run_command(
     timeout: Duration,
 ) -> Result<Vec<u8>, CephSourceError> {
     let command = format!("{binary} {}", args.join(" "));
-    let child = tokio::process::Command::new(binary)
+    let mut child = tokio::process::Command::new(binary)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -182,24 +187,58 @@ async fn run_command(
             binary: binary.to_string(),
             source,
         })?;
-    let out = tokio::time::timeout(timeout + Duration::from_secs(2), child.wait_with_output())
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    // Both pipes are read at once, so a chatty stderr cannot stall the command; what is kept of
+    // each is bounded. Dropping the child (an error, the timeout) kills it.
+    let errors = tokio::spawn(read_pipe(stderr, STDERR_KEPT, true));
+    let run = async {
+        let out = read_pipe(stdout, MAX_TREE_BYTES + 1, false).await?;
+        if out.len() as u64 > MAX_TREE_BYTES {
+            return Ok(Err(out.len()));
+        }
+        child.wait().await.map(|status| Ok((status, out)))
+    };
+    let spawn_err = |source| CephSourceError::Spawn {
+        binary: binary.to_string(),
+        source,
+    };
+    let (status, out) = tokio::time::timeout(timeout + Duration::from_secs(2), run)
         .await
         .map_err(|_| CephSourceError::CommandTimeout {
             command: command.clone(),
             timeout,
         })?
-        .map_err(|source| CephSourceError::Spawn {
-            binary: binary.to_string(),
-            source,
+        .map_err(spawn_err)?
+        .map_err(|_| CephSourceError::CommandOutputTooLarge {
+            command: command.clone(),
+            limit: MAX_TREE_BYTES,
         })?;
-    if !out.status.success() {
+    if !status.success() {
+        let stderr = errors.await.ok().and_then(Result::ok).unwrap_or_default();
         return Err(CephSourceError::CommandFailed {
             command,
-            status: out.status.to_string(),
-            stderr: http::excerpt(String::from_utf8_lossy(&out.stderr).trim().as_bytes()),
+            status: status.to_string(),
+            stderr: http::excerpt(String::from_utf8_lossy(&stderr).trim().as_bytes()),
         });
     }
-    Ok(out.stdout)
+    Ok(out)
+}
+
+/// Reads up to `keep` bytes of a pipe; with `drain`, reads and drops the rest, so the writer
+/// never blocks on a full pipe.
+async fn read_pipe(
+    pipe: Option<impl AsyncRead + Unpin>,
+    keep: u64,
+    drain: bool,
+) -> std::io::Result<Vec<u8>> {
+    let mut kept = Vec::new();
+    if let Some(mut pipe) = pipe {
+        (&mut pipe).take(keep).read_to_end(&mut kept).await?;
+        if drain {
+            tokio::io::copy(&mut pipe, &mut tokio::io::sink()).await?;
+        }
+    }
+    Ok(kept)
 }
 
 #[derive(Deserialize)]
@@ -307,6 +346,31 @@ mod tests {
             .unwrap_err();
         assert!(
             matches!(err, CephSourceError::CommandTimeout { .. }),
+            "{err}"
+        );
+        // Endless output is cut at the limit, not buffered until the timeout.
+        let started = std::time::Instant::now();
+        let err = run_command("yes", &[], Duration::from_secs(20))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CephSourceError::CommandOutputTooLarge { .. }),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(15), "{err}");
+        // A command that floods stderr and fails still reports how it failed.
+        let err = run_command(
+            "sh",
+            &[
+                "-c".into(),
+                "head -c 1000000 /dev/zero | tr '\\0' x >&2; echo 'Error EIO' >&2; exit 5".into(),
+            ],
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, CephSourceError::CommandFailed { .. }),
             "{err}"
         );
         let err = run_command("/nonexistent/ceph", &[], Duration::from_secs(1))
