@@ -186,7 +186,7 @@ pub async fn run_fire(spec: &JobSpec, fire_time: DateTime<Utc>, cx: &Context) ->
                 missed,
                 after = %last,
                 before = %fire_time,
-                "snapshots missed while the exporter was not running; they cannot be taken late"
+                "scheduled snapshots that never ran (exporter stopped, or an earlier run still busy); capacity cannot be taken late"
             );
         }
     }

@@ -112,11 +112,12 @@ pub enum UsageError {
     #[error("usage answer has no `entries` although entries were asked for")]
     MissingEntries,
     #[error(
-        "usage record of user {user}, bucket {bucket:?} at {time} lies outside the requested \
+        "usage record of bucket {bucket:?} (owner {user}) at {time} lies outside the requested \
          window [{}, {}): RGW ignored the window (did a proxy rewrite start/end?)",
         window.start, window.end
     )]
     OutsideWindow {
+        /// The bucket's owner, as the record names it.
         user: String,
         bucket: String,
         time: String,

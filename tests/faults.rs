@@ -762,7 +762,7 @@ async fn capacity_fires_missed_between_runs_are_counted() {
     let line = second
         .stderr
         .lines()
-        .find(|l| l.contains("snapshots missed while the exporter was not running"))
+        .find(|l| l.contains("scheduled snapshots that never ran"))
         .unwrap_or_else(|| panic!("{}", second.stderr));
     assert!(
         line.contains("missed=2") || line.contains("missed=3"),
@@ -1045,4 +1045,51 @@ async fn a_multipart_upload_whose_parts_changed_on_disk_is_aborted_not_completed
             "DELETE /info/k?uploadId=u1",
         ]
     );
+}
+
+/// A usage answer of a few megabytes takes the whole streaming path: the answer spilled to a
+/// temporary file, walked a block at a time, the JSON object rendered into a temporary file,
+/// printed by `--dry-run` in chunks and uploaded from the file, with the MD5 taken as written.
+#[tokio::test]
+async fn a_large_usage_answer_streams_through_to_the_same_object_printed_and_uploaded() {
+    use ceph_stats_exporter::synth::Shape;
+    let shape = Shape {
+        hours: 3,
+        ..Shape::sized(0, 300, 4, 8)
+    };
+    let mut answer = Vec::new();
+    shape.write(&mut answer).unwrap();
+    assert!(answer.len() > 3_000_000, "{}", answer.len());
+    let (rgw, s3) = (Fake::start(json(answer)).await, Fake::bucket().await);
+    let cfg = config(&s3, Some(&rgw), None, "max_response_bytes = 16777216")
+        .replace("every = \"1h\"\n", "every = \"1h\"\nformat = \"json\"\n");
+    let window = [
+        "--from",
+        "2026-11-22T17:00:00Z",
+        "--to",
+        "2026-11-22T20:00:00Z",
+    ];
+
+    let printed = run(&cfg, &[&["--dry-run"][..], &window].concat()).await;
+    assert_eq!(printed.code, 0, "{}", printed.stderr);
+    let (head, body) = printed.stdout.split_once('\n').unwrap();
+    assert!(
+        head.starts_with("=== usage.2026-11-22/20/00/00 (application/json, "),
+        "{head}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+    let total: ceph_stats_exporter::usage::Counters =
+        serde_json::from_value(doc["total"].clone()).unwrap();
+    assert_eq!(total, shape.total());
+    assert_eq!(doc["buckets"].as_array().unwrap().len(), 300 * 4);
+    assert!(body.len() > 256 * 1024, "small enough to stay in memory");
+    assert!(head.contains(&format!(", {} bytes)", body.len())), "{head}");
+
+    let stored = run(&cfg, &window).await;
+    assert_eq!(stored.code, 0, "{}", stored.stderr);
+    let puts = s3.requests();
+    assert_eq!(puts.len(), 1);
+    assert_eq!(puts[0].body, body.as_bytes());
+    let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(body));
+    assert_eq!(puts[0].header("content-md5"), Some(md5.as_str()));
 }
