@@ -267,12 +267,10 @@ async fn run_daemon(
         }
         let reloaded = Config::load(&cli.config)
             .map_err(|e| e.to_string())
+            .map(|new| keep_start_only_settings(new, &config))
             .and_then(|new| assemble(cli, &new, wanted).map(|a| (new, a)));
         match reloaded {
             Ok((new, a)) => {
-                if new.http != config.http {
-                    tracing::warn!("[http] changes take effect at the next start, not on reload");
-                }
                 metrics.set_jobs(&periods(&a.specs));
                 (config, specs, cx) = (new, a.specs, Arc::new(a.context));
                 tracing::info!("configuration reloaded");
@@ -280,6 +278,23 @@ async fn run_daemon(
             Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
         }
     }
+}
+
+/// What a reload cannot change: the listener is bound once, and a new state directory would
+/// leave the spool and checkpoints of the old one behind. Those keep their running values.
+fn keep_start_only_settings(mut new: Config, running: &Config) -> Config {
+    if new.http != running.http {
+        tracing::warn!("[http] changes take effect at the next start, not on reload");
+        new.http = running.http.clone();
+    }
+    if new.state_dir != running.state_dir {
+        tracing::warn!(
+            running = %running.state_dir.display(),
+            "exporter.state_dir changes take effect at the next start, not on reload"
+        );
+        new.state_dir = running.state_dir.clone();
+    }
+    new
 }
 
 async fn run_once(

@@ -853,10 +853,12 @@ async fn sighup_applies_a_good_config_and_refuses_a_bad_one() {
     let cfg = config(&s3, None, Some(&source), "").replace("every = \"10s\"", "every = \"1s\"");
     let child = spawn_daemon(dir.path(), &cfg);
     tokio::time::sleep(Duration::from_millis(2500)).await;
+    // A new state directory is ignored (with a warning): the spool stays where it is.
+    let elsewhere = dir.path().join("elsewhere");
     let reloaded = cfg.replace(
         "every = \"1s\"",
         "every = \"1s\"\nkey = \"reloaded/pool.%Y-%m-%d/%H/%M/%S\"",
-    );
+    ) + &format!("\n[exporter]\nstate_dir = \"{}\"\n", elsewhere.display());
     std::fs::write(dir.path().join("config.toml"), &reloaded).unwrap();
     signal(&child, "HUP");
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -889,8 +891,10 @@ async fn sighup_applies_a_good_config_and_refuses_a_bad_one() {
             "configuration reloaded",
             "reload refused, the running configuration stays",
             "jobs.pool_df.every: interval 7m",
+            "exporter.state_dir changes take effect at the next start",
         ],
     );
+    assert!(!elsewhere.exists(), "the reload moved the state directory");
 }
 
 #[tokio::test]
