@@ -184,10 +184,8 @@ impl<R: Read> Walker<R> {
                         self.pos += used;
                         return Ok(use_value(value));
                     }
-                    Some(Err(e)) if e.is_eof() && self.eof => {
-                        return Err(WalkError::Truncated { offset: start })
-                    }
                     Some(Err(e)) if !e.is_eof() => return Err(value_error(&e, slice, start)),
+                    _ if self.eof => return Err(WalkError::Truncated { offset: start }),
                     // Cut by the end of the buffer: read more and parse again.
                     _ => {}
                 }
