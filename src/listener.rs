@@ -21,12 +21,27 @@ pub struct Observed {
     pub refresh: Box<dyn Fn() + Send + Sync>,
 }
 
+/// A listener serving in the background.
+pub struct Listener {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Listener {
+    /// Stops accepting and waits until the socket is closed, so that its address can be bound
+    /// again at once. Requests being answered finish on their own.
+    pub async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
 /// Binds now (so a taken port fails the start), then serves in the background.
-pub async fn start(addr: SocketAddr, observed: Observed) -> std::io::Result<SocketAddr> {
+pub async fn start(addr: SocketAddr, observed: Observed) -> std::io::Result<Listener> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let observed = Arc::new(observed);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             let stream = match listener.accept().await {
                 Ok((stream, _)) => stream,
@@ -49,7 +64,7 @@ pub async fn start(addr: SocketAddr, observed: Observed) -> std::io::Result<Sock
             });
         }
     });
-    Ok(bound)
+    Ok(Listener { addr: bound, task })
 }
 
 fn answer(req: &Request<Incoming>, o: &Observed) -> Response<Full<Bytes>> {

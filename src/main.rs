@@ -7,9 +7,9 @@ use std::sync::Arc;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
-use ceph_stats_exporter::config::Config;
+use ceph_stats_exporter::config::{Config, HttpConfig};
 use ceph_stats_exporter::jobs::Fire;
-use ceph_stats_exporter::listener::{self, Observed};
+use ceph_stats_exporter::listener::{self, Listener, Observed};
 use ceph_stats_exporter::metrics::Metrics;
 use ceph_stats_exporter::pipeline::{self, Context, JobSpec};
 use ceph_stats_exporter::window::Window;
@@ -238,17 +238,7 @@ async fn run_daemon(
     } = assembly;
     let mut cx = Arc::new(context);
     let metrics = Arc::new(Metrics::new(&periods(&specs), &retries));
-    if let Some(http) = &config.http {
-        let observed = Observed {
-            metrics: metrics.clone(),
-            unhealthy_after: http.unhealthy_after,
-            refresh: spool_gauges(cx.clone(), metrics.clone()),
-        };
-        let bound = listener::start(http.listen, observed)
-            .await
-            .map_err(|e| format!("http.listen {}: {e}", http.listen))?;
-        tracing::info!("metrics on http://{bound}/metrics, health on http://{bound}/healthz");
-    }
+    let mut listening = serve_http(config.http.as_ref(), &metrics, &cx).await?;
     loop {
         let mut received = Signal::Stop;
         let stopped = scheduler::run(
@@ -270,9 +260,29 @@ async fn run_daemon(
             .map(|new| keep_start_only_settings(new, &config))
             .and_then(|new| assemble(cli, &new, wanted).map(|a| (new, a)));
         match reloaded {
-            Ok((new, a)) => {
+            Ok((mut new, a)) => {
                 metrics.set_jobs(&periods(&a.specs));
-                (config, specs, cx) = (new, a.specs, Arc::new(a.context));
+                let new_cx = Arc::new(a.context);
+                if new.http != config.http {
+                    if let Some(old) = listening.take() {
+                        old.stop().await;
+                    }
+                    listening = match serve_http(new.http.as_ref(), &metrics, &new_cx).await {
+                        Ok(started) => started,
+                        Err(e) => {
+                            tracing::error!("{e}; [http] stays as it was");
+                            new.http = config.http.clone();
+                            serve_http(new.http.as_ref(), &metrics, &new_cx)
+                                .await
+                                .unwrap_or_else(|e| {
+                                    tracing::error!("{e}: no metrics or health until a reload");
+                                    new.http = None;
+                                    None
+                                })
+                        }
+                    };
+                }
+                (config, specs, cx) = (new, a.specs, new_cx);
                 tracing::info!("configuration reloaded");
             }
             Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
@@ -280,13 +290,9 @@ async fn run_daemon(
     }
 }
 
-/// What a reload cannot change: the listener is bound once, and a new state directory would
-/// leave the spool and checkpoints of the old one behind. Those keep their running values.
+/// What a reload cannot change: a new state directory would leave the spool and checkpoints of
+/// the old one behind, so the running one stays.
 fn keep_start_only_settings(mut new: Config, running: &Config) -> Config {
-    if new.http != running.http {
-        tracing::warn!("[http] changes take effect at the next start, not on reload");
-        new.http = running.http.clone();
-    }
     if new.state_dir != running.state_dir {
         tracing::warn!(
             running = %running.state_dir.display(),
@@ -355,6 +361,28 @@ async fn run_once(
 }
 
 /// Refreshes the spool gauges from disk at scrape time.
+/// Starts the listener `[http]` asks for, if any.
+async fn serve_http(
+    http: Option<&HttpConfig>,
+    metrics: &Arc<Metrics>,
+    cx: &Arc<Context>,
+) -> Result<Option<Listener>, String> {
+    let Some(http) = http else {
+        return Ok(None);
+    };
+    let observed = Observed {
+        metrics: metrics.clone(),
+        unhealthy_after: http.unhealthy_after,
+        refresh: spool_gauges(cx.clone(), metrics.clone()),
+    };
+    let started = listener::start(http.listen, observed)
+        .await
+        .map_err(|e| format!("http.listen {}: {e}", http.listen))?;
+    let at = started.addr;
+    tracing::info!("metrics on http://{at}/metrics, health on http://{at}/healthz");
+    Ok(Some(started))
+}
+
 fn spool_gauges(cx: Arc<Context>, metrics: Arc<Metrics>) -> Box<dyn Fn() + Send + Sync> {
     Box::new(move || {
         let Some(spool) = cx.delivery.spool() else {

@@ -622,10 +622,7 @@ async fn pool_all_zero_tree_after_a_mgr_restart_is_not_archived() {
 
 #[tokio::test]
 async fn pool_good_tree_is_uploaded_in_the_original_text_format_signed_and_checksummed() {
-    let (source, s3) = (
-        Fake::start(json(wrapped_tree("ceph-osd-df-tree.json"))).await,
-        Fake::bucket().await,
-    );
+    let (source, s3) = (capacity_source().await, Fake::bucket().await);
     let before = Utc::now();
     let out = run(&config(&s3, None, Some(&source), ""), &["--job", "pool_df"]).await;
     let after = Utc::now();
@@ -700,7 +697,7 @@ async fn pool_good_tree_is_uploaded_in_the_original_text_format_signed_and_check
 #[tokio::test]
 async fn a_failing_job_does_not_stop_the_other() {
     let rgw = Fake::start(json("garbage")).await;
-    let source = Fake::start(json(wrapped_tree("ceph-osd-df-tree.json"))).await;
+    let source = capacity_source().await;
     let s3 = Fake::bucket().await;
     let out = run(&config(&s3, Some(&rgw), Some(&source), ""), &[]).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
@@ -727,7 +724,7 @@ async fn a_failing_job_does_not_stop_the_other() {
 #[tokio::test]
 async fn dry_run_prints_keys_and_bodies_and_uploads_nothing() {
     let rgw = Fake::start(json(EMPTY_USAGE)).await;
-    let source = Fake::start(json(wrapped_tree("ceph-osd-df-tree.json"))).await;
+    let source = capacity_source().await;
     let s3 = Fake::bucket().await;
     let out = run(&config(&s3, Some(&rgw), Some(&source), ""), &["--dry-run"]).await;
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -746,10 +743,7 @@ async fn dry_run_prints_keys_and_bodies_and_uploads_nothing() {
 
 #[tokio::test]
 async fn capacity_fires_missed_between_runs_are_counted() {
-    let (source, s3) = (
-        Fake::start(json(wrapped_tree("ceph-osd-df-tree.json"))).await,
-        Fake::bucket().await,
-    );
+    let (source, s3) = (capacity_source().await, Fake::bucket().await);
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&s3, None, Some(&source), "").replace("every = \"10s\"", "every = \"1s\"");
     let first = run_in(dir.path(), &cfg, &["--job", "pool_df"]).await;
@@ -771,6 +765,11 @@ async fn capacity_fires_missed_between_runs_are_counted() {
 }
 
 // ------------------------------------------------------------------ the daemon's listener
+
+/// A Ceph source answering the captured `osd df tree`.
+async fn capacity_source() -> Fake {
+    Fake::start(json(wrapped_tree("ceph-osd-df-tree.json"))).await
+}
 
 /// A port free right now on 127.0.0.1.
 fn free_port() -> u16 {
@@ -845,10 +844,7 @@ async fn daemon_and_listener(config: &str, secs: u64) -> (u16, String, String, S
 
 #[tokio::test]
 async fn sighup_applies_a_good_config_and_refuses_a_bad_one() {
-    let (source, s3) = (
-        Fake::start(json(wrapped_tree("ceph-osd-df-tree.json"))).await,
-        Fake::bucket().await,
-    );
+    let (source, s3) = (capacity_source().await, Fake::bucket().await);
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&s3, None, Some(&source), "").replace("every = \"10s\"", "every = \"1s\"");
     let child = spawn_daemon(dir.path(), &cfg);
@@ -899,10 +895,7 @@ async fn sighup_applies_a_good_config_and_refuses_a_bad_one() {
 
 #[tokio::test]
 async fn the_daemon_reports_health_and_metrics() {
-    let (source, s3) = (
-        Fake::start(json(wrapped_tree("ceph-osd-df-tree.json"))).await,
-        Fake::bucket().await,
-    );
+    let (source, s3) = (capacity_source().await, Fake::bucket().await);
     let cfg = config(&s3, None, Some(&source), "").replace("every = \"10s\"", "every = \"1s\"");
     let (status, health, metrics, log) = daemon_and_listener(&cfg, 3).await;
     assert_eq!(status, 200, "{health}\n{log}");
@@ -954,7 +947,7 @@ async fn a_failed_multipart_upload_is_aborted() {
         answer(204, "text/plain", ""),
     ])
     .await;
-    let source = Fake::start(json(wrapped_tree("ceph-osd-df-tree.json"))).await;
+    let source = capacity_source().await;
     // Every object goes up in parts here.
     let cfg = config(&s3, None, Some(&source), "")
         .replace("retries = 0\n", "retries = 0\nmultipart_threshold = 10\n");
@@ -1096,4 +1089,56 @@ async fn a_large_usage_answer_streams_through_to_the_same_object_printed_and_upl
     assert_eq!(puts[0].body, body.as_bytes());
     let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(body));
     assert_eq!(puts[0].header("content-md5"), Some(md5.as_str()));
+}
+
+/// Whether the listener on `port` answers `/healthz` (with any status).
+async fn listening(port: u16) -> bool {
+    reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .is_ok()
+}
+
+/// Waits up to 10 s for `listening(port)` to be `want`.
+async fn await_listening(port: u16, want: bool) -> bool {
+    for _ in 0..100 {
+        if listening(port).await == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn sighup_moves_the_listener_and_keeps_it_when_the_new_port_is_taken() {
+    let (source, s3) = (capacity_source().await, Fake::bucket().await);
+    let dir = tempfile::tempdir().unwrap();
+    let base = config(&s3, None, Some(&source), "");
+    let on = |port: u16| format!("[http]\nlisten = \"127.0.0.1:{port}\"\n\n{base}");
+    let (first, second) = (free_port(), free_port());
+    let child = spawn_daemon(dir.path(), &on(first));
+    assert!(await_listening(first, true).await, "no listener on {first}");
+
+    std::fs::write(dir.path().join("config.toml"), on(second)).unwrap();
+    signal(&child, "HUP");
+    assert!(
+        await_listening(second, true).await,
+        "no listener on {second}"
+    );
+    assert!(!listening(first).await, "the old listener still answers");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    std::fs::write(dir.path().join("config.toml"), on(taken_port)).unwrap();
+    signal(&child, "HUP");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(listening(second).await, "a failed move lost the listener");
+    let log = stop_daemon(child).await;
+    assert_contains_all(
+        &log,
+        &[
+            &format!("http.listen 127.0.0.1:{taken_port}"),
+            "[http] stays as it was",
+        ],
+    );
 }
