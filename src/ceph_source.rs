@@ -194,9 +194,9 @@ async fn run_command(
     let run = async {
         let out = read_pipe(stdout, MAX_TREE_BYTES + 1, false).await?;
         if out.len() as u64 > MAX_TREE_BYTES {
-            return Ok(Err(out.len()));
+            return Ok(None);
         }
-        child.wait().await.map(|status| Ok((status, out)))
+        child.wait().await.map(|status| Some((status, out)))
     };
     let spawn_err = |source| CephSourceError::Spawn {
         binary: binary.to_string(),
@@ -209,7 +209,7 @@ async fn run_command(
             timeout,
         })?
         .map_err(spawn_err)?
-        .map_err(|_| CephSourceError::CommandOutputTooLarge {
+        .ok_or_else(|| CephSourceError::CommandOutputTooLarge {
             command: command.clone(),
             limit: MAX_TREE_BYTES,
         })?;

@@ -54,14 +54,6 @@ enum JsonData<'a> {
     Usage(&'a crate::usage::UsageReport),
 }
 
-/// Renders a snapshot into memory. See [`render_to`].
-pub fn render(snapshot: &Snapshot, format: Format) -> Vec<u8> {
-    let mut out = Vec::new();
-    // Every value in a snapshot has a representation, and a Vec takes every write.
-    render_to(snapshot, format, &mut out).expect("rendering into memory");
-    out
-}
-
 /// Renders a snapshot as a stream of writes into `out` (a temporary file for large reports).
 /// Only `out` can fail.
 pub fn render_to(snapshot: &Snapshot, format: Format, out: impl Write) -> io::Result<()> {
@@ -118,6 +110,12 @@ mod tests {
     use crate::usage::{Counters, UsageReport};
     use crate::window::Window;
     use std::collections::BTreeMap;
+
+    fn render(snapshot: &Snapshot, format: Format) -> Vec<u8> {
+        let mut out = Vec::new();
+        render_to(snapshot, format, &mut out).unwrap();
+        out
+    }
 
     fn root(name: &str, kb: u64, kb_avail: u64, kb_used: u64) -> CapacityNode {
         CapacityNode {

@@ -39,6 +39,16 @@ pub enum WalkError {
     Shape { offset: u64, reason: String },
 }
 
+impl WalkError {
+    /// An error about the document's shape (what the caller expected of it), at `offset`.
+    pub fn shape(offset: u64, reason: impl Into<String>) -> WalkError {
+        WalkError::Shape {
+            offset,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// A type deserialized from the walker's buffer, possibly borrowing from it. Lets one method
 /// serve both owned values and records that borrow their strings.
 pub trait Borrowed {
@@ -199,14 +209,6 @@ impl<R: Read> Walker<R> {
         match self.peek()? {
             None => Ok(()),
             Some(_) => Err(self.unexpected("the end of the document")),
-        }
-    }
-
-    /// An error about the document's shape, at `offset`.
-    pub fn shape(&self, offset: u64, reason: impl Into<String>) -> WalkError {
-        WalkError::Shape {
-            offset,
-            reason: reason.into(),
         }
     }
 

@@ -360,7 +360,6 @@ async fn run_once(
     }
 }
 
-/// Refreshes the spool gauges from disk at scrape time.
 /// Starts the listener `[http]` asks for, if any.
 async fn serve_http(
     http: Option<&HttpConfig>,
@@ -383,6 +382,7 @@ async fn serve_http(
     Ok(Some(started))
 }
 
+/// Refreshes the spool gauges from disk at scrape time.
 fn spool_gauges(cx: Arc<Context>, metrics: Arc<Metrics>) -> Box<dyn Fn() + Send + Sync> {
     Box::new(move || {
         let Some(spool) = cx.delivery.spool() else {

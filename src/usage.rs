@@ -147,16 +147,23 @@ impl From<WalkError> for UsageError {
     }
 }
 
+/// Adds `c` to the counters under `key`; the key is copied only when it is new.
 fn add_into(
     map: &mut BTreeMap<String, Counters>,
     key: &str,
     c: Counters,
     what: &str,
 ) -> Result<(), UsageError> {
-    let slot = map.entry(key.to_string()).or_default();
-    *slot = slot
-        .checked_add(c)
-        .ok_or_else(|| UsageError::Overflow(what.to_string()))?;
+    match map.get_mut(key) {
+        Some(slot) => {
+            *slot = slot
+                .checked_add(c)
+                .ok_or_else(|| UsageError::Overflow(what.to_string()))?
+        }
+        None => {
+            map.insert(key.to_string(), c);
+        }
+    }
     Ok(())
 }
 
@@ -221,15 +228,12 @@ impl Borrowed for BucketRecord {
     type Value<'a> = RawBucket<'a>;
 }
 
-/// Categories and their counters, in the order first seen: a bucket has a handful.
-type Categories = Vec<(String, Counters)>;
-
 /// What the streaming parse gathers.
 struct Aggregate {
     window: Window,
     with_entries: bool,
-    /// owner -> bucket -> categories.
-    by_bucket: HashMap<String, HashMap<String, Categories>>,
+    /// owner -> bucket -> category -> counters.
+    by_bucket: HashMap<String, HashMap<String, BTreeMap<String, Counters>>>,
     /// Entries summed per user, to check against the summary.
     per_user: BTreeMap<String, Counters>,
     /// The summary, per user.
@@ -266,14 +270,14 @@ impl Aggregate {
                 }
             };
             if seen {
-                return Err(w.shape(at, format!("`{name}` appears twice")).into());
+                return Err(WalkError::shape(at, format!("`{name}` appears twice")).into());
             }
             Ok(())
         })?;
         let end = w.offset();
         w.end()?;
         if !summary {
-            return Err(w.shape(end, "the answer has no `summary`").into());
+            return Err(WalkError::shape(end, "the answer has no `summary`").into());
         }
         Ok(entries)
     }
@@ -293,11 +297,10 @@ impl Aggregate {
             }
             Ok(())
         })?;
-        let user = user.ok_or_else(|| w.shape(at, "a per-user entry has no `user`"))?;
+        let user = user.ok_or_else(|| WalkError::shape(at, "a per-user entry has no `user`"))?;
         if !buckets {
-            return Err(w
-                .shape(at, format!("the entry of user {user} has no `buckets`"))
-                .into());
+            let reason = format!("the entry of user {user} has no `buckets`");
+            return Err(WalkError::shape(at, reason).into());
         }
         let total = self.per_user.entry(user.clone()).or_default();
         *total = total
@@ -323,17 +326,7 @@ impl Aggregate {
             .ok_or_else(|| UsageError::Overflow(b.owner.to_string()))?;
         let categories = slot(slot(&mut self.by_bucket, &b.owner), &b.bucket);
         for c in &b.categories {
-            let at = match categories.iter().position(|(name, _)| *name == c.category) {
-                Some(i) => i,
-                None => {
-                    categories.push((c.category.to_string(), Counters::default()));
-                    categories.len() - 1
-                }
-            };
-            let slot = &mut categories[at].1;
-            *slot = slot
-                .checked_add(c.counters())
-                .ok_or_else(|| UsageError::Overflow(format!("bucket {}", b.bucket)))?;
+            add_into(categories, &c.category, c.counters(), &b.bucket)?;
         }
         Ok(())
     }
@@ -401,17 +394,17 @@ fn check_against_summary(
 }
 
 fn sorted_buckets(
-    by_bucket: HashMap<String, HashMap<String, Categories>>,
+    by_bucket: HashMap<String, HashMap<String, BTreeMap<String, Counters>>>,
 ) -> Result<Vec<BucketUsage>, UsageError> {
     let mut buckets = vec![];
     for (owner, owned) in by_bucket {
         for (bucket, categories) in owned {
-            let total = sum(categories.iter().map(|(_, c)| *c), &bucket)?;
+            let total = sum(categories.values().copied(), &bucket)?;
             buckets.push(BucketUsage {
                 owner: owner.clone(),
                 bucket,
                 total,
-                categories: categories.into_iter().collect(),
+                categories,
             });
         }
     }
