@@ -91,7 +91,7 @@ pub async fn fetch_osd_df_tree(source: &CephSource) -> Result<Vec<u8>, CephSourc
                 *insecure_skip_verify,
             )
             .map_err(|source| CephSourceError::Http {
-                url: url.to_string(),
+                url: http::shown(url),
                 source,
             })?;
             let request_url = url.join("request?wait=1").map_err(|e| envelope(url, e))?;
@@ -126,7 +126,7 @@ pub async fn fetch_osd_df_tree(source: &CephSource) -> Result<Vec<u8>, CephSourc
             let client =
                 http::client(*timeout, *timeout, ca_file.as_deref(), false).map_err(|source| {
                     CephSourceError::Http {
-                        url: url.to_string(),
+                        url: http::shown(url),
                         source,
                     }
                 })?;
@@ -138,7 +138,7 @@ pub async fn fetch_osd_df_tree(source: &CephSource) -> Result<Vec<u8>, CephSourc
 
 fn envelope(url: &url::Url, reason: impl ToString) -> CephSourceError {
     CephSourceError::Envelope {
-        url: url.to_string(),
+        url: http::shown(url),
         reason: reason.to_string(),
     }
 }
@@ -149,7 +149,7 @@ async fn send(
     timeout: Duration,
 ) -> Result<Vec<u8>, CephSourceError> {
     let http_err = |source| CephSourceError::Http {
-        url: url.to_string(),
+        url: http::shown(url),
         source,
     };
     let resp = req
@@ -157,14 +157,21 @@ async fn send(
         .await
         .map_err(|e| http_err(http::classify(e, timeout)))?;
     let status = resp.status();
+    let location = http::location(resp.headers());
     let body = http::read_limited(resp, MAX_TREE_BYTES, timeout)
         .await
         .map_err(http_err)?;
     if !status.is_success() {
+        let excerpt = match location.filter(|_| status.is_redirection()) {
+            Some(to) => {
+                format!("redirected to {to}; redirects are not followed: configure that URL")
+            }
+            None => http::excerpt(&body),
+        };
         return Err(CephSourceError::Status {
-            url: url.to_string(),
+            url: http::shown(url),
             status: status.as_u16(),
-            excerpt: http::excerpt(&body),
+            excerpt,
         });
     }
     Ok(body)

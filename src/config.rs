@@ -305,8 +305,10 @@ impl CephSource {
     pub fn describe(&self) -> String {
         match self {
             CephSource::Command { binary, .. } => format!("`{} osd df tree`", binary.display()),
-            CephSource::Restful { url, .. } => format!("the mgr restful module at {url}"),
-            CephSource::Http { url, .. } => url.to_string(),
+            CephSource::Restful { url, .. } => {
+                format!("the mgr restful module at {}", crate::http::shown(url))
+            }
+            CephSource::Http { url, .. } => crate::http::shown(url),
         }
     }
 }

@@ -2,8 +2,10 @@
 //! spool in order once the sink answers again.
 //!
 //! While the spool holds anything, new objects queue behind it, so objects reach S3 in the
-//! order they were collected. An object is only ever reported lost when neither the sink nor
-//! the spool would take it.
+//! order they were collected. One upload goes at a time (the *lane*): an object that comes
+//! while an earlier one is still being tried (a slow or black-holed S3) is spooled at once
+//! rather than waiting, so a slow S3 costs latency, never a snapshot. An object is only ever
+//! reported lost when neither the sink nor the spool would take it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,8 +47,9 @@ pub struct FlushReport {
 pub struct Delivery {
     sink: Arc<dyn Sink>,
     spool: Option<Spool>,
-    /// One flush at a time, so no entry is uploaded twice concurrently.
-    flushing: Mutex<()>,
+    /// Held by the upload under way (a direct one or a spool drain): one at a time, so no entry
+    /// is uploaded twice concurrently and objects keep their order.
+    lane: Mutex<()>,
     kick: Notify,
 }
 
@@ -55,7 +58,7 @@ impl Delivery {
         Delivery {
             sink,
             spool,
-            flushing: Mutex::new(()),
+            lane: Mutex::new(()),
             kick: Notify::new(),
         }
     }
@@ -70,15 +73,22 @@ impl Delivery {
 
     pub async fn deliver(&self, object: Object) -> Result<Delivered, DeliveryError> {
         let Some(spool) = &self.spool else {
-            self.sink.put(&object).await?;
+            self.put(&object).await?;
             return Ok(Delivered::Stored);
         };
-        if !spool.entries()?.is_empty() {
+        let lane = self.lane.try_lock();
+        if lane.is_err() || !spool.entries()?.is_empty() {
             let path = spool.push(&object)?;
+            if lane.is_err() {
+                tracing::warn!(
+                    key = object.key,
+                    "an earlier upload is still being tried: object spooled, to follow it"
+                );
+            }
             self.kick.notify_one();
             return Ok(Delivered::Spooled(path));
         }
-        match self.sink.put(&object).await {
+        match self.put(&object).await {
             Ok(()) => Ok(Delivered::Stored),
             Err(upload) => match spool.push(&object) {
                 Ok(path) => {
@@ -99,7 +109,7 @@ impl Delivery {
         let Some(spool) = &self.spool else {
             return Ok(FlushReport::default());
         };
-        let _one = self.flushing.lock().await;
+        let _lane = self.lane.lock().await;
         let entries = spool.entries()?;
         let mut report = FlushReport {
             stored: 0,
@@ -115,7 +125,9 @@ impl Delivery {
                 }
                 Err(e) => return Err(e.into()),
             };
-            if let Err(e) = self.sink.put(&object).await {
+            if let Err(e) = self.put(&object).await {
+                // Objects spooled while this pass ran are waiting too.
+                report.left = spool.entries().map_or(report.left, |e| e.len());
                 tracing::warn!(
                     key = object.key,
                     left = report.left,
@@ -128,7 +140,18 @@ impl Delivery {
             report.stored += 1;
             report.left -= 1;
         }
+        // Objects spooled while this pass ran are left for the next one.
+        report.left = spool.entries()?.len();
         Ok(report)
+    }
+
+    /// Uploads on a task of its own: a panic in the sink (a bug) is then an upload error, and
+    /// the object goes to the spool like after any other failed upload.
+    async fn put(&self, object: &Object) -> Result<(), SinkError> {
+        let (sink, object) = (self.sink.clone(), object.clone());
+        tokio::spawn(async move { sink.put(&object).await })
+            .await
+            .unwrap_or_else(|e| Err(SinkError::Panicked(crate::panics::message(e))))
     }
 
     /// Drains the spool every `interval`, or at once when an object is queued behind it.
@@ -148,16 +171,26 @@ mod tests {
     use async_trait::async_trait;
     use std::sync::Mutex as StdMutex;
 
-    /// A sink that is up or down on demand and remembers what it stored.
+    /// A sink that is up or down on demand and remembers what it stored; it can also hold each
+    /// upload until released, or panic.
     #[derive(Default)]
     struct Switch {
         down: StdMutex<bool>,
+        panics: StdMutex<bool>,
+        hold: StdMutex<Option<Arc<tokio::sync::Semaphore>>>,
         stored: StdMutex<Vec<String>>,
     }
 
     #[async_trait]
     impl Sink for Switch {
         async fn put(&self, o: &Object) -> Result<(), SinkError> {
+            let hold = self.hold.lock().unwrap().clone();
+            if let Some(gate) = hold {
+                let _pass = gate.acquire().await.unwrap();
+            }
+            if *self.panics.lock().unwrap() {
+                panic!("sink bug");
+            }
             if *self.down.lock().unwrap() {
                 return Err(SinkError::Stdout(std::io::Error::other("down")));
             }
@@ -202,6 +235,52 @@ mod tests {
         assert_eq!(d.flush().await.unwrap(), FlushReport { stored: 2, left: 0 });
         assert_eq!(*sink.stored.lock().unwrap(), ["a", "b", "c"]);
         assert_eq!(d.deliver(object("d")).await.unwrap(), Delivered::Stored);
+    }
+
+    #[tokio::test]
+    async fn an_object_that_comes_while_an_upload_hangs_is_spooled_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(Switch::default());
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        *sink.hold.lock().unwrap() = Some(gate.clone());
+        let d = Arc::new(Delivery::new(
+            sink.clone(),
+            Some(Spool::open(dir.path(), 1 << 20).unwrap()),
+        ));
+        let first = tokio::spawn({
+            let d = d.clone();
+            async move { d.deliver(object("a")).await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!first.is_finished(), "the first upload hangs");
+        // The second object does not wait for the first upload.
+        let second = tokio::time::timeout(Duration::from_secs(5), d.deliver(object("b")))
+            .await
+            .expect("not held up by the hanging upload")
+            .unwrap();
+        assert!(matches!(second, Delivered::Spooled(_)), "{second:?}");
+        gate.add_permits(10);
+        assert_eq!(first.await.unwrap(), Delivered::Stored);
+        assert_eq!(d.flush().await.unwrap(), FlushReport { stored: 1, left: 0 });
+        assert_eq!(*sink.stored.lock().unwrap(), ["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_upload_spools_its_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(Switch::default());
+        *sink.panics.lock().unwrap() = true;
+        let d = Delivery::new(
+            sink.clone(),
+            Some(Spool::open(dir.path(), 1 << 20).unwrap()),
+        );
+        assert!(matches!(
+            d.deliver(object("a")).await.unwrap(),
+            Delivered::Spooled(_)
+        ));
+        *sink.panics.lock().unwrap() = false;
+        assert_eq!(d.flush().await.unwrap(), FlushReport { stored: 1, left: 0 });
+        assert_eq!(*sink.stored.lock().unwrap(), ["a"]);
     }
 
     #[tokio::test]

@@ -28,6 +28,9 @@ pub fn client(
         .connect_timeout(connect_timeout)
         .timeout(timeout)
         .user_agent(concat!("ceph-stats-exporter/", env!("CARGO_PKG_VERSION")))
+        // A redirect would carry a signed body, unsigned, to another host, and its 2xx would
+        // read as success: every 3xx is an answer to report, never to follow.
+        .redirect(reqwest::redirect::Policy::none())
         .danger_accept_invalid_certs(insecure_skip_verify);
     if let Some(path) = ca_file {
         let ca_err = |reason: String| HttpError::CaFile {
@@ -41,13 +44,35 @@ pub fn client(
     b.build().map_err(|e| HttpError::Transport(chain(&e)))
 }
 
-/// Maps a reqwest error, telling timeouts apart.
+/// Maps a reqwest error, telling timeouts apart. The URL is left out: callers name it
+/// themselves, without its password (see [`shown`]).
 pub fn classify(e: reqwest::Error, timeout: Duration) -> HttpError {
     if e.is_timeout() {
         HttpError::Timeout(timeout)
     } else {
-        HttpError::Transport(chain(&e))
+        HttpError::Transport(chain(&e.without_url()))
     }
+}
+
+/// A URL as it may be printed: a password in it is replaced by `***`.
+pub fn shown(url: &url::Url) -> String {
+    if url.password().is_none() {
+        return url.to_string();
+    }
+    let mut masked = url.clone();
+    // Only URLs that cannot have a password (`data:`, ...) refuse this, and they have none.
+    let _ = masked.set_password(Some("***"));
+    masked.to_string()
+}
+
+/// The `Location` of a 3xx answer, for the error that reports it (printed without password).
+pub fn location(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let raw = headers.get(reqwest::header::LOCATION)?;
+    let text = String::from_utf8_lossy(raw.as_bytes());
+    Some(match url::Url::parse(&text) {
+        Ok(url) => shown(&url),
+        Err(_) => excerpt(text.as_bytes()),
+    })
 }
 
 /// Reads a whole body, refusing to hold more than `limit` bytes.
@@ -115,6 +140,14 @@ pub fn excerpt(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_urls_hide_the_password_only() {
+        let url = url::Url::parse("http://mgr:s3cret@10.0.0.1:8080/osd?x=1").unwrap();
+        assert_eq!(shown(&url), "http://mgr:***@10.0.0.1:8080/osd?x=1");
+        let plain = url::Url::parse("https://rgw.example/admin").unwrap();
+        assert_eq!(shown(&plain), "https://rgw.example/admin");
+    }
 
     #[test]
     fn excerpt_is_short_and_printable() {

@@ -19,6 +19,7 @@ pub mod keys;
 pub mod listener;
 pub mod metrics;
 pub mod osd_df;
+pub mod panics;
 pub mod payload;
 pub mod pipeline;
 pub mod s3auth;

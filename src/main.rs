@@ -328,7 +328,7 @@ async fn run_once(
                 };
                 pipeline::run_explicit(spec, fire, cx).await
             }
-            None => pipeline::run_fire(spec, now, cx).await,
+            None => pipeline::run_fire(spec, now, cx, ()).await,
         };
         for key in &outcome.stored {
             tracing::info!(job = name, key, to = %cx.delivery.describe(), "stored");

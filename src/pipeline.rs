@@ -47,6 +47,8 @@ pub enum RunError {
     Deliver { key: String, source: DeliveryError },
     #[error("job state: {0}")]
     State(#[from] crate::state::StateError),
+    #[error("the run panicked (a bug, please report it): {0}")]
+    Panicked(String),
 }
 
 impl RunError {
@@ -61,6 +63,7 @@ impl RunError {
             RunError::Render { .. } => "render",
             RunError::Deliver { .. } => "lost",
             RunError::State(_) => "state",
+            RunError::Panicked(_) => "panic",
         }
     }
 }
@@ -123,6 +126,19 @@ pub fn to_object(snapshot: &Snapshot, key: String, format: Format) -> std::io::R
     })
 }
 
+/// Collects one snapshot and renders it into the object that stores it.
+async fn collect_one(spec: &JobSpec, fire: Fire) -> Result<Object, RunError> {
+    let snapshot = spec.job.collect(fire).await?;
+    let key = spec.key.render(snapshot.fire_time);
+    let (named, format) = (key.clone(), spec.format);
+    // Large reports render to a temporary file: keep that off the async threads.
+    tokio::task::spawn_blocking(move || to_object(&snapshot, named, format))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|rendered| rendered)
+        .map_err(|source| RunError::Render { key, source })
+}
+
 /// Collects and delivers one snapshot.
 async fn deliver_one(
     spec: &JobSpec,
@@ -130,19 +146,16 @@ async fn deliver_one(
     delivery: &Delivery,
     outcome: &mut Outcome,
 ) -> Result<(), RunError> {
-    let snapshot = spec.job.collect(fire).await?;
-    let key = spec.key.render(snapshot.fire_time);
-    let (named, format) = (key.clone(), spec.format);
-    // Large reports render to a temporary file: keep that off the async threads.
-    let object = tokio::task::spawn_blocking(move || to_object(&snapshot, named, format))
-        .await
-        .map_err(std::io::Error::other)
-        .and_then(|rendered| rendered)
-        .map_err(|source| RunError::Render {
-            key: key.clone(),
-            source,
-        })?;
-    let size = object.body.len();
+    let object = collect_one(spec, fire).await?;
+    deliver_object(object, delivery, outcome).await
+}
+
+async fn deliver_object(
+    object: Object,
+    delivery: &Delivery,
+    outcome: &mut Outcome,
+) -> Result<(), RunError> {
+    let (key, size) = (object.key.clone(), object.body.len());
     match delivery.deliver(object).await {
         Ok(Delivered::Stored) => {
             outcome.stored.push(key);
@@ -163,8 +176,34 @@ pub async fn run_explicit(spec: &JobSpec, fire: Fire, cx: &Context) -> Outcome {
     outcome
 }
 
+/// [`run_fire`] on a task of its own: a panic anywhere in the run (a bug) becomes an error of
+/// this run, counted and logged like any other, instead of unwinding through the scheduler.
+/// Objects a panicking upload held are spooled by [`Delivery`] itself.
+pub async fn run_fire_caught(
+    spec: &JobSpec,
+    fire_time: DateTime<Utc>,
+    cx: &Arc<Context>,
+    collecting: impl Send + 'static,
+) -> Outcome {
+    let (spec, cx) = (spec.clone(), cx.clone());
+    let run = tokio::spawn(async move { run_fire(&spec, fire_time, &cx, collecting).await });
+    run.await.unwrap_or_else(|e| Outcome {
+        errors: vec![RunError::Panicked(crate::panics::message(e))],
+        ..Outcome::default()
+    })
+}
+
 /// One scheduled fire: missed windows first (oldest first), then the fire's own snapshot.
-pub async fn run_fire(spec: &JobSpec, fire_time: DateTime<Utc>, cx: &Context) -> Outcome {
+///
+/// `collecting` is held while the job collects; for a job that reads the present (capacity) it
+/// is dropped before the object is delivered, so that a slow S3 delays the upload, not the
+/// next fire's snapshot. Windowed jobs hold it to the end: their checkpoint follows delivery.
+pub async fn run_fire(
+    spec: &JobSpec,
+    fire_time: DateTime<Utc>,
+    cx: &Context,
+    collecting: impl Send,
+) -> Outcome {
     let name = spec.job.name();
     let mut outcome = Outcome::default();
     // A state file that cannot be read is left alone (not overwritten) and the fire runs
@@ -193,19 +232,25 @@ pub async fn run_fire(spec: &JobSpec, fire_time: DateTime<Utc>, cx: &Context) ->
 
     match spec.job.windows() {
         None => {
-            if let Err(e) = deliver_one(
-                spec,
-                Fire {
-                    time: fire_time,
-                    window: None,
-                },
-                &cx.delivery,
-                &mut outcome,
-            )
-            .await
-            {
-                outcome.errors.push(e);
+            let fire = Fire {
+                time: fire_time,
+                window: None,
+            };
+            let collected = collect_one(spec, fire).await;
+            // Nothing below depends on this fire's delivery: the next fire may collect now.
+            if keep_state {
+                save_last_fire(cx, name, &mut state, fire_time, &mut outcome);
             }
+            drop(collecting);
+            match collected {
+                Ok(object) => {
+                    if let Err(e) = deliver_object(object, &cx.delivery, &mut outcome).await {
+                        outcome.errors.push(e);
+                    }
+                }
+                Err(e) => outcome.errors.push(e),
+            }
+            return outcome;
         }
         Some(windowed) => {
             let planned = catchup::plan(
@@ -252,14 +297,25 @@ pub async fn run_fire(spec: &JobSpec, fire_time: DateTime<Utc>, cx: &Context) ->
     }
 
     if keep_state {
-        state.last_fire = Some(state.last_fire.map_or(fire_time, |l| l.max(fire_time)));
-        if let Some(dir) = &cx.state {
-            if let Err(e) = dir.save(name, &state) {
-                outcome.errors.push(e.into());
-            }
+        save_last_fire(cx, name, &mut state, fire_time, &mut outcome);
+    }
+    drop(collecting);
+    outcome
+}
+
+fn save_last_fire(
+    cx: &Context,
+    name: &str,
+    state: &mut JobState,
+    fire_time: DateTime<Utc>,
+    outcome: &mut Outcome,
+) {
+    state.last_fire = Some(state.last_fire.map_or(fire_time, |l| l.max(fire_time)));
+    if let Some(dir) = &cx.state {
+        if let Err(e) = dir.save(name, state) {
+            outcome.errors.push(e.into());
         }
     }
-    outcome
 }
 
 /// Scheduled instants strictly between two fires (bounded: it only feeds a log line).

@@ -21,8 +21,13 @@ use crate::http::{self, HttpError};
 use crate::payload::Payload;
 use crate::s3auth::{self, Addressing, SignableRequest};
 
-/// The most of an error body that is read; the code is near the start.
-const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+/// The most of an error body that is read; the code is near the start. Also the most of the
+/// small XML answers of multipart initiate and complete that is read.
+const SMALL_BODY_LIMIT: u64 = 64 * 1024;
+
+/// The largest clock correction taken from a server's `Date`. A clock that far off is a broken
+/// host, not drift; and a `Date` beyond it (year 9999, say) is a broken or hostile server.
+const MAX_CLOCK_CORRECTION: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {
@@ -42,6 +47,17 @@ pub enum S3Error {
     },
     #[error("invalid request for {what}: {reason}")]
     Request { what: String, reason: String },
+    #[error("{op} {url}: the server's clock correction is refused: {reason}")]
+    ClockRefused {
+        op: &'static str,
+        url: String,
+        reason: String,
+    },
+    #[error("{what}: {source} (local disk: is TMPDIR writable, with room?)")]
+    Local {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 impl S3Error {
@@ -50,6 +66,16 @@ impl S3Error {
         match self {
             S3Error::Api { code, .. } => code.as_deref(),
             _ => None,
+        }
+    }
+
+    /// The URL the failed request went to, when it got that far.
+    pub fn url(&self) -> &str {
+        match self {
+            S3Error::Api { url, .. }
+            | S3Error::Http { url, .. }
+            | S3Error::ClockRefused { url, .. } => url,
+            S3Error::Request { .. } | S3Error::Local { .. } => "",
         }
     }
 }
@@ -85,10 +111,22 @@ struct Reply {
     etag: Option<String>,
 }
 
+/// What is kept of a successful answer's body.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// Nothing: the body of a PUT carries nothing the exporter uses, so none is read.
+    Nothing,
+    /// A small XML answer (multipart initiate, complete), up to [`SMALL_BODY_LIMIT`].
+    Small,
+    /// In memory, up to the endpoint's `max_response_bytes`.
+    Memory,
+    /// In an unnamed temporary file, up to the endpoint's `max_response_bytes`.
+    File,
+}
+
 /// What one request is made of, before signing.
 struct Req<'a> {
-    /// Spill the answer to a temporary file instead of memory.
-    to_file: bool,
+    keep: Keep,
     op: &'static str,
     method: Method,
     /// The URL path as sent (already percent-encoded).
@@ -147,7 +185,7 @@ impl S3Client {
         }
         let (path, vhost_bucket) = self.object_path(bucket, key);
         self.send(Req {
-            to_file: false,
+            keep: Keep::Nothing,
             op: "PUT object",
             method: Method::PUT,
             path,
@@ -180,7 +218,7 @@ impl S3Client {
         }
         let initiated = self
             .send(Req {
-                to_file: false,
+                keep: Keep::Small,
                 op: "initiate multipart upload",
                 method: Method::POST,
                 path: path.clone(),
@@ -211,7 +249,7 @@ impl S3Client {
                 whole.update(&chunk);
                 let reply = self
                     .send(Req {
-                        to_file: false,
+                        keep: Keep::Nothing,
                         op: "PUT part",
                         method: Method::PUT,
                         path: path.clone(),
@@ -240,7 +278,7 @@ impl S3Client {
             }
             let done = self
                 .send(Req {
-                    to_file: false,
+                    keep: Keep::Small,
                     op: "complete multipart upload",
                     method: Method::POST,
                     path: path.clone(),
@@ -266,7 +304,7 @@ impl S3Client {
         if upload.is_err() {
             let aborted = self
                 .send(Req {
-                    to_file: false,
+                    keep: Keep::Nothing,
                     op: "abort multipart upload",
                     method: Method::DELETE,
                     path: path.clone(),
@@ -287,7 +325,7 @@ impl S3Client {
     pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), S3Error> {
         let (path, vhost_bucket) = self.object_path(bucket, key);
         self.send(Req {
-            to_file: false,
+            keep: Keep::Nothing,
             op: "DELETE object",
             method: Method::DELETE,
             path,
@@ -317,9 +355,9 @@ impl S3Client {
         resource: &str,
         query: &[(&str, &str)],
     ) -> Result<Vec<u8>, S3Error> {
-        let spilled = |e: std::io::Error| S3Error::Request {
-            what: format!("reading the answer of {resource}"),
-            reason: e.to_string(),
+        let spilled = |source| S3Error::Local {
+            what: format!("reading the answer of {resource} back"),
+            source,
         };
         match self.admin_get_body(resource, query, false).await?.body {
             Body::Memory(body) => Ok(body),
@@ -338,9 +376,9 @@ impl S3Client {
         resource: &str,
         query: &[(&str, &str)],
     ) -> Result<std::fs::File, S3Error> {
-        let spilled = |e: std::io::Error| S3Error::Request {
+        let spilled = |source| S3Error::Local {
             what: format!("keeping the answer of {resource}"),
-            reason: e.to_string(),
+            source,
         };
         match self.admin_get_body(resource, query, true).await?.body {
             Body::File(file) => Ok(file),
@@ -365,7 +403,7 @@ impl S3Client {
             // RGW decodes %20 and + alike; %20 reads better in logs.
             .replace('+', "%20");
         self.send(Req {
-            to_file,
+            keep: if to_file { Keep::File } else { Keep::Memory },
             op: "GET",
             method: Method::GET,
             path: format!("{}{resource}", self.base_path()),
@@ -412,7 +450,13 @@ impl S3Client {
                     let Some(server) = server_date else {
                         return Err(err);
                     };
-                    let offset = millis_between(sent_at, server);
+                    let offset = plausible_offset(sent_at, server).map_err(|reason| {
+                        S3Error::ClockRefused {
+                            op: req.op,
+                            url: err.url().to_string(),
+                            reason: format!("{reason}; the answer was: {err}"),
+                        }
+                    })?;
                     self.clock_offset_ms.store(offset, Ordering::Relaxed);
                     self.retries.inc();
                     clock_fixed = true;
@@ -440,15 +484,13 @@ impl S3Client {
         }
     }
 
-    /// The local time corrected by the offset learnt from a `RequestTimeTooSkewed`.
+    /// The local time corrected by the offset learnt from a `RequestTimeTooSkewed` (bounded by
+    /// [`MAX_CLOCK_CORRECTION`] when it was learnt).
     fn now(&self) -> SystemTime {
-        let offset = self.clock_offset_ms.load(Ordering::Relaxed);
-        let magnitude = Duration::from_millis(offset.unsigned_abs());
-        if offset >= 0 {
-            SystemTime::now() + magnitude
-        } else {
-            SystemTime::now() - magnitude
-        }
+        shifted(
+            SystemTime::now(),
+            self.clock_offset_ms.load(Ordering::Relaxed),
+        )
     }
 
     /// One attempt. A failure carries the server's `Date` (for the clock) and the signing time.
@@ -462,7 +504,13 @@ impl S3Client {
         // What the server sees must be what was signed: sign the path as the URL holds it.
         let shown = format!("{}{}", url.origin().ascii_serialization(), url.path());
         let mut headers = req.headers.clone();
-        headers.push(("Date".to_string(), httpdate::fmt_http_date(sent_at)));
+        let date = http_date(sent_at).map_err(|reason| {
+            fail(S3Error::Request {
+                what: format!("the Date header of {} {shown}", req.op),
+                reason,
+            })
+        })?;
+        headers.push(("Date".to_string(), date));
         let pairs: Vec<(&str, &str)> = headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str()))
@@ -521,27 +569,36 @@ impl S3Client {
                 .get(reqwest::header::ETAG)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            if !req.to_file {
-                let body = http::read_limited(resp, limit, timeout).await;
-                let body = body.map(Body::Memory).map_err(http_err)?;
-                return Ok(Reply { body, etag });
-            }
-            let spill = |e: std::io::Error| {
-                http_err(HttpError::Transport(format!(
-                    "temporary file for the body: {e}"
-                )))
+            let body = match req.keep {
+                // Dropping the answer unread closes the connection: nothing more is taken in.
+                Keep::Nothing => Body::Memory(Vec::new()),
+                Keep::Small => http::read_limited(resp, SMALL_BODY_LIMIT, timeout)
+                    .await
+                    .map(Body::Memory)
+                    .map_err(http_err)?,
+                Keep::Memory => http::read_limited(resp, limit, timeout)
+                    .await
+                    .map(Body::Memory)
+                    .map_err(http_err)?,
+                Keep::File => {
+                    let spill = |source| {
+                        fail(S3Error::Local {
+                            what: format!("{} {shown}: temporary file for the answer", req.op),
+                            source,
+                        })
+                    };
+                    let mut file = tempfile::tempfile().map_err(spill)?;
+                    http::copy_limited(resp, limit, timeout, &mut file)
+                        .await
+                        .map_err(http_err)?;
+                    file.rewind().map_err(spill)?;
+                    Body::File(file)
+                }
             };
-            let mut file = tempfile::tempfile().map_err(spill)?;
-            http::copy_limited(resp, limit, timeout, &mut file)
-                .await
-                .map_err(http_err)?;
-            file.rewind().map_err(spill)?;
-            return Ok(Reply {
-                body: Body::File(file),
-                etag,
-            });
+            return Ok(Reply { body, etag });
         }
-        let body = http::read_limited(resp, ERROR_BODY_LIMIT, timeout)
+        let location = http::location(resp.headers()).filter(|_| status.is_redirection());
+        let body = http::read_limited(resp, SMALL_BODY_LIMIT, timeout)
             .await
             .unwrap_or_default();
         let code = error_code(&body);
@@ -554,6 +611,7 @@ impl S3Client {
                 access_key: &self.endpoint.credentials.access_key,
                 sent_at,
                 server_date,
+                location: location.as_deref(),
             },
         );
         Err((
@@ -583,11 +641,52 @@ async fn read_body(body: &Payload, offset: u64, len: u64, key: &str) -> Result<B
         })
 }
 
-/// Signed milliseconds from `a` to `b`.
+/// Signed milliseconds from `a` to `b`, saturating.
 fn millis_between(a: SystemTime, b: SystemTime) -> i64 {
+    let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     match b.duration_since(a) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
+        Ok(d) => millis(d),
+        Err(e) => -millis(e.duration()),
+    }
+}
+
+/// The clock offset a server's `Date` implies, if it is one to sign with: within
+/// [`MAX_CLOCK_CORRECTION`] of the local clock, and a date an HTTP header can carry.
+fn plausible_offset(local: SystemTime, server: SystemTime) -> Result<i64, String> {
+    let offset = millis_between(local, server);
+    let server_text = http_date(server)?;
+    if offset.unsigned_abs() > MAX_CLOCK_CORRECTION.as_millis() as u64 {
+        return Err(format!(
+            "its Date ({server_text}) is {}s from the local clock, more than the {}h this \
+             exporter corrects for: fix NTP on this host or on the gateway",
+            offset / 1000,
+            MAX_CLOCK_CORRECTION.as_secs() / 3600
+        ));
+    }
+    Ok(offset)
+}
+
+/// `t` moved by `offset_ms`; unmoved where the result would not fit a `SystemTime`.
+fn shifted(t: SystemTime, offset_ms: i64) -> SystemTime {
+    let magnitude = Duration::from_millis(offset_ms.unsigned_abs());
+    let moved = if offset_ms >= 0 {
+        t.checked_add(magnitude)
+    } else {
+        t.checked_sub(magnitude)
+    };
+    moved.unwrap_or(t)
+}
+
+/// An HTTP date (`Tue, 01 Dec 2026 07:00:00 GMT`), or why `t` has none (before 1970 or after
+/// 9999: `httpdate` panics on those).
+fn http_date(t: SystemTime) -> Result<String, String> {
+    const YEAR_10000: Duration = Duration::from_secs(253_402_300_800);
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(since) if since < YEAR_10000 => Ok(httpdate::fmt_http_date(t)),
+        _ => Err(format!(
+            "{} cannot be written as an HTTP date",
+            DateTime::<Utc>::from(t).to_rfc3339()
+        )),
     }
 }
 
@@ -626,7 +725,10 @@ fn verdict(err: &S3Error, clock_fixed: bool) -> Verdict {
             source: HttpError::Timeout(_) | HttpError::Transport(_),
             ..
         } => Verdict::Retry,
-        S3Error::Http { .. } | S3Error::Request { .. } => Verdict::Fail,
+        S3Error::Http { .. }
+        | S3Error::Request { .. }
+        | S3Error::ClockRefused { .. }
+        | S3Error::Local { .. } => Verdict::Fail,
     }
 }
 
@@ -646,21 +748,29 @@ fn encode_query(value: &str) -> String {
 /// The `Code` of an S3 error: `<Error><Code>X</Code>` (S3 API, XML) or `{"Code":"X"}` (admin
 /// API, JSON). `None` for anything else (a proxy's HTML page, an empty body).
 pub fn error_code(body: &[u8]) -> Option<String> {
+    // Codes are identifiers (`NoSuchBucket`, `ERR_NO_SUCH_BUCKET`); anything else in that place
+    // (a newline that would forge a log line, markup) is not a code.
+    let plain = |code: &str| {
+        !code.is_empty()
+            && code.len() <= 64
+            && code
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+    };
     let text = std::str::from_utf8(body).ok()?.trim_start();
     if text.starts_with('{') {
         let v: serde_json::Value = serde_json::from_str(text).ok()?;
         return v
             .get("Code")?
             .as_str()
-            .map(str::to_string)
-            .filter(|c| !c.is_empty());
+            .filter(|c| plain(c))
+            .map(str::to_string);
     }
     if text.starts_with("<?xml") || text.starts_with("<Error") {
         let start = text.find("<Code>")? + "<Code>".len();
         let len = text[start..].find("</Code>")?;
         let code = text[start..start + len].trim();
-        let plain = !code.is_empty() && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '.');
-        return plain.then(|| code.to_string());
+        return plain(code).then(|| code.to_string());
     }
     None
 }
@@ -671,11 +781,20 @@ struct Context<'a> {
     access_key: &'a str,
     sent_at: SystemTime,
     server_date: Option<SystemTime>,
+    /// Where a 3xx answer pointed.
+    location: Option<&'a str>,
 }
 
 /// What an operator should do about an error answer.
 fn hint(status: StatusCode, code: Option<&str>, body: &[u8], cx: &Context<'_>) -> Option<String> {
     let admin = cx.resource.starts_with("/admin/");
+    if status.is_redirection() {
+        let to = cx.location.unwrap_or("no Location given");
+        return Some(format!(
+            "redirected to {to}; a signed request is never sent on to another address: set the \
+             endpoint to the gateway that answers"
+        ));
+    }
     Some(match code {
         Some("RequestTimeTooSkewed") => {
             let local = DateTime::<Utc>::from(cx.sent_at);
@@ -768,6 +887,8 @@ mod tests {
             b"{\"Code\":42}",
             b"<?xml version=\"1.0\"?><Error><Code>",
             b"<?xml version=\"1.0\"?><Error><Code><b>x</b></Code></Error>",
+            b"{\"Code\":\"AccessDenied\\n2026-12-01T00:00:00Z INFO stored\"}",
+            b"{\"Code\":\"\\u001b[31mRed\"}",
         ] {
             assert_eq!(error_code(body), None, "{body:?}");
         }
@@ -782,6 +903,7 @@ mod tests {
             server_date: Some(
                 sent_at + std::time::Duration::from_secs(server_offset_secs.unsigned_abs()),
             ),
+            location: None,
         }
     }
 
@@ -871,6 +993,50 @@ mod tests {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         assert_eq!(millis_between(t, t + Duration::from_millis(1500)), 1500);
         assert_eq!(millis_between(t + Duration::from_secs(2), t), -2000);
+    }
+
+    #[test]
+    fn only_a_plausible_server_date_becomes_a_clock_offset() {
+        let local = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let hour = Duration::from_secs(3600);
+        assert_eq!(plausible_offset(local, local + hour), Ok(3_600_000));
+        assert_eq!(plausible_offset(local, local - 2 * hour), Ok(-7_200_000));
+        assert_eq!(plausible_offset(local, local + 24 * hour), Ok(86_400_000));
+        let err = plausible_offset(local, local + 25 * hour).unwrap_err();
+        assert!(err.contains("90000s") && err.contains("NTP"), "{err}");
+        assert!(plausible_offset(local, local - 25 * hour).is_err());
+        // `Date: Fri, 31 Dec 9999 23:59:59 GMT` parses, and is refused.
+        let y9999 = httpdate::parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT").unwrap();
+        assert!(plausible_offset(local, y9999).is_err());
+    }
+
+    #[test]
+    fn dates_that_http_cannot_carry_are_errors_not_panics() {
+        let y10000 = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+        assert!(http_date(y10000).unwrap_err().contains("10000-01-01"));
+        let last = y10000 - Duration::from_secs(1);
+        assert_eq!(http_date(last).unwrap(), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert!(http_date(SystemTime::UNIX_EPOCH - Duration::from_secs(1)).is_err());
+        // Shifting by any offset is defined (`SystemTime + Duration` panics on overflow).
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(10);
+        assert_eq!(
+            shifted(t, -4_000),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(6)
+        );
+        assert!(shifted(t, i64::MAX) > t);
+        assert!(shifted(t, i64::MIN) < t);
+    }
+
+    #[test]
+    fn a_redirect_names_where_it_pointed_and_is_not_retried() {
+        let c = Context {
+            location: Some("http://elsewhere:9000/info/k"),
+            ..cx("/info/k", 0)
+        };
+        let h = hint(StatusCode::TEMPORARY_REDIRECT, None, b"", &c).unwrap();
+        assert!(h.contains("http://elsewhere:9000/info/k"), "{h}");
+        assert_eq!(verdict(&api(307, None), false), Verdict::Fail);
+        assert_eq!(verdict(&api(302, None), false), Verdict::Fail);
     }
 
     #[test]

@@ -2,15 +2,16 @@
 //!
 //! `tokio-cron-scheduler` triggers the jobs. Around it, this module adds what the exporter's
 //! promises need and that crate does not give: the *scheduled* fire time of each firing (it
-//! polls and fires a little late), no two runs of one job at once (a late run is skipped and
-//! logged), duplicate triggers ignored, missed fires counted, and a shutdown that lets runs in
-//! flight finish within a bounded time.
+//! polls and fires a little late), no two collections of one job at once (a late fire is
+//! skipped and logged; a capacity fire only waits for the previous one's collection, not its
+//! upload), duplicate triggers ignored, missed fires counted, a panicking run counted as a
+//! failure, and a shutdown that lets runs in flight finish within a bounded time.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, RwLock};
 use tokio_cron_scheduler::{Job as CronJob, JobScheduler, JobSchedulerError};
 
 use crate::metrics::Metrics;
@@ -20,12 +21,16 @@ use crate::pipeline::{self, Context, JobSpec};
 pub enum SchedulerError {
     #[error("scheduler: {0:?}")]
     Cron(JobSchedulerError),
-    #[error("{0} still running {1:?} after the shutdown signal; exiting without waiting longer")]
-    ShutdownTimeout(String, Duration),
+    #[error("runs still going {0:?} after the shutdown signal; exiting without waiting longer")]
+    ShutdownTimeout(Duration),
 }
 
-/// The last fire time a job started, shared between its firings; held while a run is going.
+/// The last fire time a job started, shared between its firings; held while a run collects.
 type Guard = Arc<Mutex<Option<DateTime<Utc>>>>;
+
+/// Held (shared) by every run until it has delivered; shutdown takes it exclusively to wait
+/// for them all.
+type InFlight = Arc<RwLock<()>>;
 
 /// Runs until `shutdown` completes, then waits up to `grace` for runs in flight. The spool is
 /// drained in the background every `flush_interval`.
@@ -38,11 +43,10 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), SchedulerError> {
     let mut sched = JobScheduler::new().await.map_err(SchedulerError::Cron)?;
-    let mut guards = Vec::new();
+    let in_flight: InFlight = Arc::new(RwLock::new(()));
     for spec in specs {
         let guard: Guard = Arc::new(Mutex::new(None));
-        guards.push((spec.job.name(), guard.clone()));
-        let (cx, metrics) = (cx.clone(), metrics.clone());
+        let (cx, metrics, in_flight) = (cx.clone(), metrics.clone(), in_flight.clone());
         tracing::info!(
             job = spec.job.name(),
             schedule = spec.schedule.expr(),
@@ -51,9 +55,14 @@ pub async fn run(
         );
         let expr = spec.schedule.expr().to_string();
         let job = CronJob::new_async(expr.as_str(), move |_, _| {
-            let (spec, cx, guard, metrics) =
-                (spec.clone(), cx.clone(), guard.clone(), metrics.clone());
-            Box::pin(async move { fire(&spec, &cx, &metrics, guard).await })
+            let (spec, cx, guard, metrics, in_flight) = (
+                spec.clone(),
+                cx.clone(),
+                guard.clone(),
+                metrics.clone(),
+                in_flight.clone(),
+            );
+            Box::pin(async move { fire(&spec, &cx, &metrics, guard, in_flight).await })
         })
         .map_err(SchedulerError::Cron)?;
         sched.add(job).await.map_err(SchedulerError::Cron)?;
@@ -85,18 +94,22 @@ pub async fn run(
     flusher.abort();
     tracing::info!("shutting down: no new runs; waiting up to {grace:?} for runs in flight");
     sched.shutdown().await.map_err(SchedulerError::Cron)?;
-    let deadline = Instant::now() + grace;
-    for (name, guard) in guards {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if tokio::time::timeout(left, guard.lock()).await.is_err() {
-            return Err(SchedulerError::ShutdownTimeout(name.to_string(), grace));
-        }
+    let finished = tokio::time::timeout(grace, in_flight.write()).await.is_ok();
+    if finished {
+        Ok(())
+    } else {
+        Err(SchedulerError::ShutdownTimeout(grace))
     }
-    Ok(())
 }
 
 /// One trigger of one job.
-async fn fire(spec: &JobSpec, cx: &Context, metrics: &Metrics, guard: Guard) {
+async fn fire(
+    spec: &JobSpec,
+    cx: &Arc<Context>,
+    metrics: &Metrics,
+    guard: Guard,
+    in_flight: InFlight,
+) {
     let name = spec.job.name();
     let Some(fire_time) = spec.schedule.fire_time_at(Utc::now()) else {
         tracing::error!(job = name, "no scheduled fire time before now; skipping");
@@ -110,8 +123,11 @@ async fn fire(spec: &JobSpec, cx: &Context, metrics: &Metrics, guard: Guard) {
         return; // the trigger fired twice for one scheduled instant
     }
     *last = Some(fire_time);
+    let Ok(_running) = in_flight.try_read_owned() else {
+        return; // shutting down
+    };
     let started = Instant::now();
-    let outcome = pipeline::run_fire(spec, fire_time, cx).await;
+    let outcome = pipeline::run_fire_caught(spec, fire_time, cx, last).await;
     let took = started.elapsed();
     metrics.record(name, &outcome, took, Utc::now());
     let ms = took.as_millis() as u64;

@@ -24,6 +24,8 @@ pub enum SinkError {
     Stdout(#[from] std::io::Error),
     #[error("reading object {key} back from its temporary file: {source}")]
     ReadBack { key: String, source: std::io::Error },
+    #[error("the upload panicked (a bug, please report it): {0}")]
+    Panicked(String),
 }
 
 #[async_trait]

@@ -56,6 +56,8 @@ enum Reply {
     Hang,
     /// Resets the connection (RST, not FIN) instead of answering.
     Reset,
+    /// These bytes, as they are: status line, headers and body.
+    Raw(Vec<u8>),
 }
 
 fn answer(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
@@ -69,6 +71,18 @@ fn answer(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> 
 
 fn json(body: impl Into<Vec<u8>>) -> Reply {
     answer(200, "application/json", body)
+}
+
+/// An answer with exactly these extra header lines (`Name: value`, no CRLF) and no Date of the
+/// fake's own.
+fn with_headers(status: u16, headers: &[&str], body: &str) -> Reply {
+    let mut head = format!("HTTP/1.1 {status} Fake\r\nConnection: close\r\n");
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    Reply::Raw(head.into_bytes())
 }
 
 /// An HTTP server on 127.0.0.1 that records every request it reads and gives each the same
@@ -141,6 +155,10 @@ async fn serve(mut stream: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Request>>
             let _ = stream.shutdown().await;
         }
         Reply::Hang => std::future::pending().await,
+        Reply::Raw(bytes) => {
+            let _ = stream.write_all(&bytes).await;
+            let _ = stream.shutdown().await;
+        }
         Reply::Reset => {
             // Dropped with a zero linger, the socket sends RST.
             let _ = stream.set_zero_linger();
@@ -1141,4 +1159,112 @@ async fn sighup_moves_the_listener_and_keeps_it_when_the_new_port_is_taken() {
             "[http] stays as it was",
         ],
     );
+}
+
+// ------------------------------------------------------------------ hostile peers
+
+#[tokio::test]
+async fn a_redirected_put_is_not_followed_and_its_object_is_spooled() {
+    let elsewhere = Fake::bucket().await;
+    let location = format!("{}/stolen/object", elsewhere.url);
+    let s3 = Fake::start(with_headers(307, &[&format!("Location: {location}")], "")).await;
+    let source = capacity_source().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(
+        dir.path(),
+        &config(&s3, None, Some(&source), ""),
+        &["--job", "pool_df"],
+    )
+    .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(s3.requests().len(), 1, "a 3xx is not retried");
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the body went to the Location"
+    );
+    assert_contains_all(
+        &out.stderr,
+        &[
+            "HTTP 307",
+            &format!("redirected to {location}"),
+            "object kept in the spool",
+        ],
+    );
+    let spooled = std::fs::read_dir(dir.path().join("state/spool")).unwrap();
+    assert_eq!(
+        spooled
+            .filter(|e| e.as_ref().unwrap().path().is_file())
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_redirected_admin_get_is_not_followed() {
+    let elsewhere = Fake::start(json(EMPTY_USAGE)).await;
+    let location = format!("{}/admin/usage", elsewhere.url);
+    let (out, _) = usage_failure(
+        with_headers(302, &[&format!("Location: {location}")], ""),
+        "",
+    )
+    .await;
+    assert!(elsewhere.requests().is_empty());
+    assert_contains_all(
+        out.failure_of("rgw_usage"),
+        &["HTTP 302", &format!("redirected to {location}")],
+    );
+}
+
+const TIME_SKEWED: &str = "<?xml version=\"1.0\"?><Error><Code>RequestTimeTooSkewed</Code></Error>";
+
+#[tokio::test]
+async fn a_server_date_in_year_9999_is_refused_not_stored_and_nothing_panics() {
+    let year_9999 = "Date: Fri, 31 Dec 9999 23:59:59 GMT";
+    let (out, _) = usage_failure(with_headers(403, &[year_9999], TIME_SKEWED), "").await;
+    assert_contains_all(
+        out.failure_of("rgw_usage"),
+        &["clock correction is refused", "9999", "fix NTP"],
+    );
+
+    // The same answer to an upload: the object is spooled, and the run counted as failed.
+    let s3 = Fake::start(with_headers(403, &[year_9999], TIME_SKEWED)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(
+        dir.path(),
+        &config(&s3, None, Some(&capacity_source().await), ""),
+        &["--job", "pool_df"],
+    )
+    .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(s3.requests().len(), 1, "no second, corrected attempt");
+    assert_contains_all(&out.stderr, &["object kept in the spool", "9999"]);
+}
+
+#[tokio::test]
+async fn a_black_holed_s3_delays_uploads_but_every_capacity_fire_is_collected() {
+    let (source, s3) = (capacity_source().await, Fake::start(Reply::Hang).await);
+    let dir = tempfile::tempdir().unwrap();
+    // Each upload hangs for two timeouts and a backoff (~2.5 s) while fires come every second.
+    let cfg = config(&s3, None, Some(&source), "")
+        .replace("every = \"10s\"", "every = \"1s\"")
+        .replacen(
+            "retries = 0\n",
+            "retries = 1\nretry_base = \"500ms\"\ntimeout = \"1s\"\n",
+            1,
+        );
+    let child = spawn_daemon(dir.path(), &cfg);
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let log = stop_daemon(child).await;
+    let collected = source.requests().len();
+    assert!(
+        collected >= 5,
+        "only {collected} of ~6 fires collected:\n{log}"
+    );
+    assert!(!log.contains("previous run still going"), "{log}");
+    // Nothing reached S3, so every snapshot collected waits in the spool.
+    let spooled = std::fs::read_dir(dir.path().join("state/spool"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_file())
+        .count();
+    assert_eq!(spooled, collected, "{log}");
 }
