@@ -27,10 +27,13 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    /// Not TOML, or not of the config's shape. The message is toml's own, without the excerpt
+    /// of the file it would quote: that line may hold a secret.
+    #[error("{path}{}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
     Parse {
         path: PathBuf,
-        source: Box<toml::de::Error>,
+        line: Option<usize>,
+        message: String,
     },
     #[error("{path}{}: {key}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
     Invalid {
@@ -359,6 +362,10 @@ pub struct Config {
     pub multipart_part_size: u64,
     pub pool_df: Option<PoolDfConfig>,
     pub rgw_usage: Option<RgwUsageConfig>,
+    /// Secrets are written in the file itself (so its permissions matter).
+    pub has_inline_secrets: bool,
+    /// What is allowed but unwise, for the log and `check`.
+    pub warnings: Vec<String>,
 }
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -369,6 +376,8 @@ const DEFAULT_MAX_RESPONSE: u64 = 256 * 1024 * 1024;
 struct Ctx<'a> {
     path: &'a Path,
     text: &'a str,
+    /// Set when a secret is written in the file itself.
+    inline_secret: std::cell::Cell<bool>,
 }
 
 impl Ctx<'_> {
@@ -379,12 +388,7 @@ impl Ctx<'_> {
         msg: impl ToString,
     ) -> ConfigError {
         // Counting newlines, not `lines()`: a span at a line's start (a `[table]`) is on that line.
-        let line = span.map(|s| {
-            self.text[..s.start.min(self.text.len())]
-                .matches('\n')
-                .count()
-                + 1
-        });
+        let line = span.map(|s| self.line_of(s.start));
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
             line,
@@ -393,7 +397,35 @@ impl Ctx<'_> {
         }
     }
 
+    fn line_of(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
+    }
+
+    fn parse_error(&self, e: &toml::de::Error) -> ConfigError {
+        let line = e.span().map(|s| self.line_of(s.start));
+        let mut message = e.message().trim().to_string();
+        // toml quotes a bad value in its message at times; on a line that holds a secret, no
+        // quoted text is kept.
+        let secret_line = line
+            .and_then(|l| self.text.lines().nth(l - 1))
+            .is_some_and(holds_secret);
+        if secret_line {
+            message = mask_quoted(&message);
+        }
+        ConfigError::Parse {
+            path: self.path.to_path_buf(),
+            line,
+            message,
+        }
+    }
+
     fn secret(&self, src: &SecretSource, key: &str) -> Result<crate::secret::Secret, ConfigError> {
+        if matches!(src, SecretSource::Inline(_)) {
+            self.inline_secret.set(true);
+        }
         src.resolve()
             .map_err(|e: SecretError| self.err(None, key, e))
     }
@@ -417,16 +449,23 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Config::from_toml(path, &text)
+        let mut config = Config::from_toml(path, &text)?;
+        if config.has_inline_secrets {
+            if let Some(warning) = readable_by_others(path) {
+                config.warnings.push(warning);
+            }
+        }
+        Ok(config)
     }
 
     /// Parses and validates; `path` is only used in messages.
     pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            source: Box::new(e),
-        })?;
-        let cx = Ctx { path, text };
+        let cx = Ctx {
+            path,
+            text,
+            inline_secret: std::cell::Cell::new(false),
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| cx.parse_error(&e))?;
 
         let time_zone = match &raw.exporter.time_zone {
             None => Tz::UTC,
@@ -562,6 +601,8 @@ impl Config {
             bucket: raw.s3.bucket,
             pool_df,
             rgw_usage,
+            has_inline_secrets: cx.inline_secret.get(),
+            warnings: Vec::new(),
         })
     }
 }
@@ -664,6 +705,60 @@ fn common(
         key,
         format: c.format,
     })
+}
+
+/// A warning when `path` can be read by users other than its owner and group.
+fn readable_by_others(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o004 != 0).then(|| {
+        format!(
+            "{} holds secrets and every user can read it (mode {:o}): chmod 600 (or 640 with \
+             the exporter's group), or move the secrets to {{ file = ... }} / {{ credential = ... }}",
+            path.display(),
+            mode & 0o777
+        )
+    })
+}
+
+/// Whether a config line sets one of the keys that hold secrets (`secret_key = ...`, or inline
+/// in a table: `{ key = ... }`).
+fn holds_secret(line: &str) -> bool {
+    ["access_key", "secret_key", "key", "password"]
+        .iter()
+        .any(|name| {
+            line.match_indices(name).any(|(at, _)| {
+                let before = line[..at].chars().next_back();
+                let after = line[at + name.len()..].trim_start();
+                !before.is_some_and(|c| c.is_alphanumeric() || c == '_') && after.starts_with('=')
+            })
+        })
+}
+
+/// `message` with whatever stands between quotes or backticks replaced by `***`.
+fn mask_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut open: Option<char> = None;
+    for c in message.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push_str("***");
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' || c == '\'' {
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    if open.is_some() {
+        out.push_str("***");
+    }
+    out
 }
 
 /// Every usage window must be asked for by some fire, or it would never be archived (nor
@@ -891,6 +986,74 @@ schedule = "0 5 * * * *"
         let (_, key, msg) = invalid(&text);
         assert_eq!(key, "s3.secret_key");
         assert!(msg.contains("CSE_TEST_UNSET_SECRET_VAR"));
+    }
+
+    #[test]
+    fn parse_errors_on_a_secret_line_never_quote_the_secret() {
+        let broken = [
+            r#"secret_key = "SK-very-secret"#,
+            r#"secret_key = "SK-very-secret" trailing"#,
+            r#"secret_key = "SK-very-secret\q""#,
+            r#"secret_key = 'SK-very-secret"#,
+            r#"secret_key = SK-very-secret"#,
+            r#"access_key = ["SK-very-secret"]"#,
+        ];
+        for line in broken {
+            let text = MINIMAL.replace(r#"secret_key = "SK-very-secret""#, line);
+            let err = load(&text).unwrap_err().to_string();
+            assert!(!err.contains("SK-very"), "{line}: {err}");
+            assert!(err.contains("test.toml line 5"), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_secret_looking_key_is_told_from_its_neighbours() {
+        assert!(holds_secret(r#"secret_key = "x""#));
+        assert!(holds_secret(r#"source = { type = "restful", key = "x" }"#));
+        assert!(holds_secret("  password=1"));
+        assert!(!holds_secret(
+            r#"key = "pool.%Y""#.replace("key", "monkey").as_str()
+        ));
+        assert!(!holds_secret(r#"keyring = "/etc/ceph/k""#));
+        assert_eq!(
+            mask_quoted("invalid type: string \"s3cr3t\", expected `u32`"),
+            "invalid type: string \"***\", expected `***`"
+        );
+        assert_eq!(mask_quoted("cut \"s3cr"), "cut \"***");
+    }
+
+    #[test]
+    fn a_source_url_is_described_without_its_password() {
+        let text = MINIMAL.replace(
+            "every = \"10s\"\n",
+            "every = \"10s\"\n[jobs.pool_df.source]\ntype = \"http\"\n\
+             url = \"http://admin:hunter2@127.0.0.1:8080/osd\"\n",
+        );
+        let c = load(&text).unwrap();
+        let described = c.pool_df.unwrap().source.describe();
+        assert_eq!(described, "http://admin:***@127.0.0.1:8080/osd");
+    }
+
+    #[test]
+    fn a_world_readable_file_with_inline_secrets_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, MINIMAL).unwrap();
+        let mode = |m| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m));
+        mode(0o644).unwrap();
+        let warnings = Config::load(&path).unwrap().warnings;
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("mode 644") && warnings[0].contains("chmod 600"));
+        mode(0o640).unwrap();
+        assert!(Config::load(&path).unwrap().warnings.is_empty());
+        // Secrets from the environment: the file's mode does not matter.
+        let from_env = MINIMAL
+            .replace(r#""AK""#, r#"{ env = "PATH" }"#)
+            .replace(r#""SK-very-secret""#, r#"{ env = "PATH" }"#);
+        std::fs::write(&path, from_env).unwrap();
+        mode(0o644).unwrap();
+        assert!(Config::load(&path).unwrap().warnings.is_empty());
     }
 
     #[test]

@@ -266,6 +266,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_flush_counts_what_was_spooled_while_it_ran() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(Switch::default());
+        let d = Arc::new(Delivery::new(
+            sink.clone(),
+            Some(Spool::open(dir.path(), 1 << 20).unwrap()),
+        ));
+        *sink.down.lock().unwrap() = true;
+        assert!(matches!(
+            d.deliver(object("a")).await.unwrap(),
+            Delivered::Spooled(_)
+        ));
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        *sink.hold.lock().unwrap() = Some(gate.clone());
+        let flush = tokio::spawn({
+            let d = d.clone();
+            async move { d.flush().await.unwrap() }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(matches!(
+            d.deliver(object("b")).await.unwrap(),
+            Delivered::Spooled(_)
+        ));
+        gate.add_permits(10);
+        assert_eq!(flush.await.unwrap(), FlushReport { stored: 0, left: 2 });
+    }
+
+    #[tokio::test]
     async fn a_panicking_upload_spools_its_object() {
         let dir = tempfile::tempdir().unwrap();
         let sink = Arc::new(Switch::default());

@@ -125,7 +125,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Some(Command::Check) => return Ok(check(&cli.config).await),
     }
-    let config = Config::load(&cli.config).map_err(|e| e.to_string())?;
+    let config = load_config(&cli.config)?;
     let explicit_window = match (cli.from, cli.to) {
         (Some(from), Some(to)) => {
             Some(Window::explicit(from, to).map_err(|e| format!("--from/--to: {e}"))?)
@@ -159,6 +159,15 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     Ok(run_once(&assembly.specs, now, explicit_window, &assembly.context).await)
 }
 
+/// Loads the config, logging what it warns about.
+fn load_config(path: &std::path::Path) -> Result<Config, String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(config)
+}
+
 /// `check`: a line per verification on stdout.
 async fn check(path: &std::path::Path) -> ExitCode {
     let config = match Config::load(path) {
@@ -167,6 +176,9 @@ async fn check(path: &std::path::Path) -> ExitCode {
                 "ok   config {} parses and its secrets are readable",
                 path.display()
             );
+            for w in &c.warnings {
+                println!("warn {w}");
+            }
             c
         }
         Err(e) => {
@@ -255,8 +267,7 @@ async fn run_daemon(
             (Signal::Reload, Err(e)) => tracing::warn!("reload: {e}"),
             (Signal::Reload, Ok(())) => {}
         }
-        let reloaded = Config::load(&cli.config)
-            .map_err(|e| e.to_string())
+        let reloaded = load_config(&cli.config)
             .map(|new| keep_start_only_settings(new, &config))
             .and_then(|new| assemble(cli, &new, wanted).map(|a| (new, a)));
         match reloaded {

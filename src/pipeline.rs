@@ -263,6 +263,19 @@ pub async fn run_fire(
             match planned {
                 Err(e) => outcome.errors.push(e.into()),
                 Ok(plan) => {
+                    if let Some(until) = state.delivered_until {
+                        if until > plan.current.window.end {
+                            tracing::error!(
+                                job = name,
+                                checkpoint = %until,
+                                window_end = %plan.current.window.end,
+                                "the checkpoint of delivered windows is in the future (the clock \
+                                 went back, or the state file was edited): windows missed before \
+                                 it are NOT caught up; fix the clock, or move the job's state \
+                                 file away and backfill with --from/--to"
+                            );
+                        }
+                    }
                     if !plan.backlog.is_empty() {
                         tracing::warn!(
                             job = name,

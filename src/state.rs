@@ -74,6 +74,9 @@ pub(crate) fn prepare_dir(dir: &Path) -> Result<(), StateError> {
     Ok(())
 }
 
+/// The most of a state file that is read.
+const MAX_STATE_BYTES: u64 = 64 * 1024;
+
 /// What is remembered of one job.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobState {
@@ -107,15 +110,29 @@ impl StateDir {
     }
 
     pub fn load(&self, job: &str) -> Result<JobState, StateError> {
+        use std::io::Read;
         let path = self.job_file(job);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(JobState::default()),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        // A state file is a few hundred bytes; whatever is far larger (a symlink to /dev/zero, a
+        // stray copy of something else) is read no further than this.
+        let mut bytes = Vec::new();
+        file.take(MAX_STATE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_err(&path))?;
+        if bytes.len() as u64 > MAX_STATE_BYTES {
+            return Err(StateError::Corrupt {
                 path,
-                reason: e.to_string(),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(JobState::default()),
-            Err(e) => Err(io_err(&path)(e)),
+                reason: format!("larger than {MAX_STATE_BYTES} bytes"),
+            });
         }
+        serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+            path,
+            reason: e.to_string(),
+        })
     }
 
     pub fn save(&self, job: &str, state: &JobState) -> Result<(), StateError> {
@@ -147,6 +164,15 @@ mod tests {
                 .unwrap(),
             st
         );
+    }
+
+    #[test]
+    fn an_endless_state_file_is_refused_not_read_to_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = StateDir::open(dir.path()).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("pool_df.state.json")).unwrap();
+        let err = s.load("pool_df").unwrap_err().to_string();
+        assert!(err.contains("larger than 65536 bytes"), "{err}");
     }
 
     #[test]

@@ -163,7 +163,8 @@ async fn serve(mut stream: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Request>>
             let _ = stream.shutdown().await;
         }
         Reply::Endless(sent) => {
-            let head = "HTTP/1.1 200 Fake\r\nContent-Type: application/xml\r\nConnection: close\r\n\r\n";
+            let head =
+                "HTTP/1.1 200 Fake\r\nContent-Type: application/xml\r\nConnection: close\r\n\r\n";
             let _ = stream.write_all(head.as_bytes()).await;
             let chunk = vec![0u8; 1 << 16];
             for _ in 0..(512 << 20) / chunk.len() {
@@ -1298,4 +1299,31 @@ async fn the_body_of_a_put_answer_is_not_read() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
     assert!(sent < 32 << 20, "{sent} bytes of the answer were taken in");
+}
+
+#[tokio::test]
+async fn a_checkpoint_in_the_future_is_said_loudly() {
+    let (rgw, s3) = (Fake::start(json(EMPTY_USAGE)).await, Fake::bucket().await);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::fs::write(
+        dir.path().join("state/rgw_usage.state.json"),
+        r#"{"last_fire":null,"delivered_until":"2099-01-01T00:00:00Z"}"#,
+    )
+    .unwrap();
+    let out = run_in(
+        dir.path(),
+        &config(&s3, Some(&rgw), None, ""),
+        &["--job", "rgw_usage"],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| {
+            l.contains("ERROR") && l.contains("checkpoint of delivered windows is in the future")
+        })
+        .unwrap_or_else(|| panic!("{}", out.stderr));
+    assert_contains_all(line, &["2099-01-01", "NOT caught up", "--from/--to"]);
 }
