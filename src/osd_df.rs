@@ -5,6 +5,12 @@
 //! Only the fields the exporter archives are declared; Ceph adds fields between releases and
 //! those are ignored. Numbers must be JSON integers: a string, a float or a negative value where
 //! Ceph sends a count is an error, never a silent zero.
+//!
+//! Names must be CRUSH names as Ceph itself allows them (`CrushWrapper::is_valid_crush_name`:
+//! ASCII letters, digits, `-`, `_`, `.`; and `~`, which joins a device class to its shadow
+//! root). The text format writes a root's name between `>` and `:` on a line of its own, so a
+//! name holding a newline, `>` or `:` would forge lines: such an answer is refused, as is one
+//! naming two roots alike.
 
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +71,17 @@ pub enum OsdDfError {
          for a few seconds after it starts); not archiving zeros"
     )]
     ZeroCapacity { roots: String },
+    #[error(
+        "CRUSH {node_type} {id} is named {name:?}: not a CRUSH name (ASCII letters, digits, \
+         '-', '_', '.', '~'); not archiving an answer that would forge text lines"
+    )]
+    BadName {
+        id: i64,
+        node_type: String,
+        name: String,
+    },
+    #[error("two CRUSH roots are named {0:?}: their lines could not be told apart")]
+    DuplicateRoot(String),
     #[error("CRUSH root {name}: kb_used ({kb_used}) + kb_avail ({kb_avail}) exceeds kb ({kb})")]
     Inconsistent {
         name: String,
@@ -84,6 +101,13 @@ pub fn parse(json: &[u8]) -> Result<CapacityReport, OsdDfError> {
         summary: tree.summary,
     };
     for node in tree.nodes.into_iter().chain(tree.stray) {
+        if !is_crush_name(&node.name) {
+            return Err(OsdDfError::BadName {
+                id: node.id,
+                node_type: node.node_type.chars().take(32).collect(),
+                name: node.name.chars().take(256).collect(),
+            });
+        }
         match node.node_type.as_str() {
             "root" => report.roots.push(node),
             "host" => report.hosts.push(node),
@@ -93,6 +117,10 @@ pub fn parse(json: &[u8]) -> Result<CapacityReport, OsdDfError> {
     }
     if report.roots.is_empty() {
         return Err(OsdDfError::NoRoots);
+    }
+    let mut names = std::collections::HashSet::new();
+    if let Some(twice) = report.roots.iter().find(|r| !names.insert(r.name.as_str())) {
+        return Err(OsdDfError::DuplicateRoot(twice.name.clone()));
     }
     if report.roots.iter().all(|r| r.kb == 0) {
         let roots = report
@@ -118,6 +146,14 @@ pub fn parse(json: &[u8]) -> Result<CapacityReport, OsdDfError> {
         }
     }
     Ok(report)
+}
+
+/// Ceph's rule for CRUSH item names, with `~` for device-class shadow trees.
+fn is_crush_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
 }
 
 #[cfg(test)]
@@ -182,6 +218,46 @@ mod tests {
             parse(br#"{"nodes":[],"stray":[],"summary":{"total_kb":0,"total_kb_used":0,"total_kb_avail":0,"average_utilization":0}}"#),
             Err(OsdDfError::NoRoots)
         ));
+    }
+
+    #[test]
+    fn names_that_would_forge_text_lines_are_refused_and_named_escaped() {
+        let good = String::from_utf8(fixture("ceph-osd-df-tree.json")).unwrap();
+        for (bad_name, shown) in [
+            (
+                r#"default:1 kb 1 kb_avail 0 kb_used\n2026/01/01/00:00:00>evil"#,
+                r#""default:1 kb 1 kb_avail 0 kb_used\n2026/01/01/00:00:00>evil""#,
+            ),
+            (r#"a\rb"#, r#""a\rb""#),
+            (r#"\u001b[2Jx"#, r#""\u{1b}[2Jx""#),
+            ("a>b", r#""a>b""#),
+            ("a:b", r#""a:b""#),
+            ("a b", r#""a b""#),
+            ("", r#""""#),
+        ] {
+            let bad = good.replacen(r#""name":"default""#, &format!(r#""name":"{bad_name}""#), 1);
+            assert_ne!(bad, good);
+            let err = parse(bad.as_bytes()).unwrap_err();
+            assert!(matches!(err, OsdDfError::BadName { .. }), "{bad_name}: {err}");
+            let text = err.to_string();
+            assert!(text.contains(shown), "{text}");
+            assert!(!text.contains('\n') && !text.contains('\r') && !text.contains('\x1b'));
+        }
+        // A host or OSD is held to the same rule.
+        let bad = good.replacen(r#""name":"ceph-dev""#, r#""name":"ceph dev""#, 1);
+        assert!(matches!(parse(bad.as_bytes()), Err(OsdDfError::BadName { .. })));
+        // Shadow roots of device classes are fine.
+        let shadow = good.replacen(r#""name":"default""#, r#""name":"default~hdd""#, 1);
+        assert_eq!(parse(shadow.as_bytes()).unwrap().roots[0].name, "default~hdd");
+    }
+
+    #[test]
+    fn two_roots_of_one_name_are_refused() {
+        let good = String::from_utf8(fixture("ceph-osd-df-tree.second-root.json")).unwrap();
+        let bad = good.replacen(r#""name":"archive""#, r#""name":"default""#, 1);
+        assert_ne!(bad, good);
+        let err = parse(bad.as_bytes()).unwrap_err();
+        assert!(matches!(err, OsdDfError::DuplicateRoot(ref n) if n == "default"), "{err}");
     }
 
     #[test]

@@ -320,7 +320,17 @@ fn check_capacity(result: &Result<CapacityReport, OsdDfError>) -> Result<(), Tes
             }
             for (nodes, kind) in [(&r.roots, "root"), (&r.hosts, "host"), (&r.osds, "osd")] {
                 prop_assert!(nodes.iter().all(|n| n.node_type == kind));
+                // Names that could forge a line of the text format are never accepted.
+                for n in nodes.iter() {
+                    prop_assert!(
+                        !n.name.is_empty() && !n.name.contains(['\n', '\r', '>', ':', ' ']),
+                        "name {:?} accepted",
+                        n.name
+                    );
+                }
             }
+            let distinct: std::collections::HashSet<_> = r.roots.iter().map(|n| &n.name).collect();
+            prop_assert_eq!(distinct.len(), r.roots.len(), "two roots of one name accepted");
         }
         Err(e) => prop_assert!(!e.to_string().is_empty()),
     }
