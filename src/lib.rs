@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod jsonwalk;
 pub mod keys;
 pub mod listener;
+pub mod logging;
 pub mod metrics;
 pub mod osd_df;
 pub mod panics;

@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use ceph_stats_exporter::config::{Config, HttpConfig};
 use ceph_stats_exporter::jobs::Fire;
 use ceph_stats_exporter::listener::{self, Listener, Observed};
+use ceph_stats_exporter::logging::{self, LogFormat};
 use ceph_stats_exporter::metrics::Metrics;
 use ceph_stats_exporter::pipeline::{self, Context, JobSpec};
 use ceph_stats_exporter::window::Window;
@@ -65,37 +66,10 @@ enum Command {
     Man,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CEPH_STATS_EXPORTER_LOG")
-        // tokio-cron-scheduler logs its own start-up at info.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tokio_cron_scheduler=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal: journald stores a line holding escape
-        // codes as a binary blob, which journalctl then hides.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        // journald stamps every line itself.
-        LogFormat::Text if std::env::var_os("JOURNAL_STREAM").is_some() => {
-            builder.without_time().init()
-        }
-        LogFormat::Text => builder.init(),
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    logging::init(cli.log_format);
     match run(cli).await {
         Ok(code) => code,
         Err(message) => {

@@ -238,17 +238,26 @@ mod tests {
             let bad = good.replacen(r#""name":"default""#, &format!(r#""name":"{bad_name}""#), 1);
             assert_ne!(bad, good);
             let err = parse(bad.as_bytes()).unwrap_err();
-            assert!(matches!(err, OsdDfError::BadName { .. }), "{bad_name}: {err}");
+            assert!(
+                matches!(err, OsdDfError::BadName { .. }),
+                "{bad_name}: {err}"
+            );
             let text = err.to_string();
             assert!(text.contains(shown), "{text}");
             assert!(!text.contains('\n') && !text.contains('\r') && !text.contains('\x1b'));
         }
         // A host or OSD is held to the same rule.
         let bad = good.replacen(r#""name":"ceph-dev""#, r#""name":"ceph dev""#, 1);
-        assert!(matches!(parse(bad.as_bytes()), Err(OsdDfError::BadName { .. })));
+        assert!(matches!(
+            parse(bad.as_bytes()),
+            Err(OsdDfError::BadName { .. })
+        ));
         // Shadow roots of device classes are fine.
         let shadow = good.replacen(r#""name":"default""#, r#""name":"default~hdd""#, 1);
-        assert_eq!(parse(shadow.as_bytes()).unwrap().roots[0].name, "default~hdd");
+        assert_eq!(
+            parse(shadow.as_bytes()).unwrap().roots[0].name,
+            "default~hdd"
+        );
     }
 
     #[test]
@@ -257,7 +266,10 @@ mod tests {
         let bad = good.replacen(r#""name":"archive""#, r#""name":"default""#, 1);
         assert_ne!(bad, good);
         let err = parse(bad.as_bytes()).unwrap_err();
-        assert!(matches!(err, OsdDfError::DuplicateRoot(ref n) if n == "default"), "{err}");
+        assert!(
+            matches!(err, OsdDfError::DuplicateRoot(ref n) if n == "default"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -112,7 +112,7 @@ pub enum UsageError {
     #[error("usage answer has no `entries` although entries were asked for")]
     MissingEntries,
     #[error(
-        "usage record of bucket {bucket:?} (owner {user}) at {time} lies outside the requested \
+        "usage record of bucket {bucket:?} (owner {user:?}) at {time} lies outside the requested \
          window [{}, {}): RGW ignored the window (did a proxy rewrite start/end?)",
         window.start, window.end
     )]
@@ -123,12 +123,16 @@ pub enum UsageError {
         time: String,
         window: Window,
     },
-    #[error("user {0} appears twice in the usage summary")]
+    #[error("user {0:?} appears twice in the usage summary")]
     DuplicateUser(String),
-    #[error("usage counters overflow 64 bits while summing {0}")]
-    Overflow(String),
+    #[error("usage counters overflow 64 bits while summing {what}{}", name.as_ref().map(|n| format!(" {n:?}")).unwrap_or_default())]
+    Overflow {
+        what: &'static str,
+        /// The user or bucket, from the answer (printed escaped).
+        name: Option<String>,
+    },
     #[error(
-        "usage of user {user} does not add up: entries sum to {entries:?} but the summary says \
+        "usage of user {user:?} does not add up: entries sum to {entries:?} but the summary says \
          {summary:?}"
     )]
     Inconsistent {
@@ -152,13 +156,14 @@ fn add_into(
     map: &mut BTreeMap<String, Counters>,
     key: &str,
     c: Counters,
-    what: &str,
+    what: &'static str,
+    name: &str,
 ) -> Result<(), UsageError> {
     match map.get_mut(key) {
         Some(slot) => {
             *slot = slot
                 .checked_add(c)
-                .ok_or_else(|| UsageError::Overflow(what.to_string()))?
+                .ok_or_else(|| overflow(what, Some(name)))?
         }
         None => {
             map.insert(key.to_string(), c);
@@ -167,11 +172,22 @@ fn add_into(
     Ok(())
 }
 
-fn sum(counters: impl IntoIterator<Item = Counters>, what: &str) -> Result<Counters, UsageError> {
+fn sum(
+    counters: impl IntoIterator<Item = Counters>,
+    what: &'static str,
+    name: Option<&str>,
+) -> Result<Counters, UsageError> {
     counters
         .into_iter()
         .try_fold(Counters::default(), |acc, c| acc.checked_add(c))
-        .ok_or_else(|| UsageError::Overflow(what.to_string()))
+        .ok_or_else(|| overflow(what, name))
+}
+
+fn overflow(what: &'static str, name: Option<&str>) -> UsageError {
+    UsageError::Overflow {
+        what,
+        name: name.map(str::to_string),
+    }
 }
 
 /// Parses an `/admin/usage` answer held in memory. See [`parse_reader`].
@@ -299,13 +315,13 @@ impl Aggregate {
         })?;
         let user = user.ok_or_else(|| WalkError::shape(at, "a per-user entry has no `user`"))?;
         if !buckets {
-            let reason = format!("the entry of user {user} has no `buckets`");
+            let reason = format!("the entry of user {user:?} has no `buckets`");
             return Err(WalkError::shape(at, reason).into());
         }
         let total = self.per_user.entry(user.clone()).or_default();
         *total = total
             .checked_add(sum)
-            .ok_or_else(|| UsageError::Overflow(format!("the entries of user {user}")))?;
+            .ok_or_else(|| overflow("the entries of user", Some(&user)))?;
         Ok(())
     }
 
@@ -320,13 +336,14 @@ impl Aggregate {
                 window: self.window,
             });
         }
-        let record = sum(b.categories.iter().map(RawCategory::counters), &b.bucket)?;
+        let counters = b.categories.iter().map(RawCategory::counters);
+        let record = sum(counters, "bucket", Some(&b.bucket))?;
         *user_sum = user_sum
             .checked_add(record)
-            .ok_or_else(|| UsageError::Overflow(b.owner.to_string()))?;
+            .ok_or_else(|| overflow("the records of user", Some(&b.owner)))?;
         let categories = slot(slot(&mut self.by_bucket, &b.owner), &b.bucket);
         for c in &b.categories {
-            add_into(categories, &c.category, c.counters(), &b.bucket)?;
+            add_into(categories, &c.category, c.counters(), "bucket", &b.bucket)?;
         }
         Ok(())
     }
@@ -335,7 +352,13 @@ impl Aggregate {
     fn add_summary(&mut self, s: RawSummary<'_>) -> Result<(), UsageError> {
         let mut categories = BTreeMap::new();
         for c in &s.categories {
-            add_into(&mut categories, &c.category, c.counters(), &s.user)?;
+            add_into(
+                &mut categories,
+                &c.category,
+                c.counters(),
+                "the summary of user",
+                &s.user,
+            )?;
         }
         if self.users.contains_key(&s.user) {
             return Err(UsageError::DuplicateUser(s.user));
@@ -350,7 +373,7 @@ impl Aggregate {
 
     fn finish(self, saw_entries: bool) -> Result<UsageReport, UsageError> {
         let users = self.users;
-        let total = sum(users.values().map(|u| u.total), "the cluster total")?;
+        let total = sum(users.values().map(|u| u.total), "the cluster total", None)?;
         let buckets = match (self.with_entries, saw_entries) {
             (false, _) => None,
             (true, false) => return Err(UsageError::MissingEntries),
@@ -399,7 +422,7 @@ fn sorted_buckets(
     let mut buckets = vec![];
     for (owner, owned) in by_bucket {
         for (bucket, categories) in owned {
-            let total = sum(categories.values().copied(), &bucket)?;
+            let total = sum(categories.values().copied(), "bucket", Some(&bucket))?;
             buckets.push(BucketUsage {
                 owner: owner.clone(),
                 bucket,
@@ -553,7 +576,7 @@ mod tests {
             ),
             (
                 r#"{"entries":[{"user":"u"}],"summary":[]}"#,
-                "the entry of user u has no `buckets`",
+                "the entry of user \"u\" has no `buckets`",
             ),
             (
                 r#"{"entries":[]}"#,
@@ -596,7 +619,7 @@ mod tests {
         );
         assert!(matches!(
             parse(json.as_bytes(), fixture_hour(), false),
-            Err(UsageError::Overflow(_))
+            Err(UsageError::Overflow { .. })
         ));
     }
 }

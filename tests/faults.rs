@@ -1327,3 +1327,25 @@ async fn a_checkpoint_in_the_future_is_said_loudly() {
         .unwrap_or_else(|| panic!("{}", out.stderr));
     assert_contains_all(line, &["2099-01-01", "NOT caught up", "--from/--to"]);
 }
+
+#[tokio::test]
+async fn names_from_an_answer_cannot_forge_a_log_line() {
+    let forged = "2026-12-01T00:00:00.000000Z  INFO stored job=\"pool_df\"";
+    let row = format!(
+        r#"{{"user":"evil\n{}\r\u001b[2K","categories":[],"total":{{"bytes_sent":0,"bytes_received":0,"ops":0,"successful_ops":0}}}}"#,
+        forged.replace('"', "\\\"")
+    );
+    let answer = format!(r#"{{"entries":[],"summary":[{row},{row}]}}"#);
+    let (out, _) = usage_failure(json(answer), "").await;
+    let failure = out.failure_of("rgw_usage");
+    assert!(failure.contains("appears twice"), "{failure}");
+    assert!(failure.contains(r"evil\n2026-12-01"), "{failure}");
+    for line in out.stderr.lines() {
+        assert!(
+            !line.starts_with("2026-12-01T00:00:00"),
+            "forged line:\n{}",
+            out.stderr
+        );
+    }
+    assert!(!out.stderr.contains('\r'), "{}", out.stderr);
+}
