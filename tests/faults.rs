@@ -1349,3 +1349,65 @@ async fn names_from_an_answer_cannot_forge_a_log_line() {
     }
     assert!(!out.stderr.contains('\r'), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn idle_clients_cannot_take_the_daemons_descriptors_or_its_log() {
+    let (source, s3) = (capacity_source().await, Fake::bucket().await);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = format!(
+        "[http]\nlisten = \"127.0.0.1:{port}\"\n\n{}",
+        config(&s3, None, Some(&source), "").replace("every = \"10s\"", "every = \"1s\"")
+    );
+    std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
+    // A low open-files limit, so that exhausting it takes a few dozen connections.
+    let child = tokio::process::Command::new("sh")
+        .args(["-c", "ulimit -n 64 && exec \"$0\" --config \"$1\""])
+        .arg(env!("CARGO_BIN_EXE_ceph-stats-exporter"))
+        .arg(dir.path().join("config.toml"))
+        .env("STATE_DIRECTORY", dir.path().join("state"))
+        .env_remove("CEPH_STATS_EXPORTER_LOG")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    assert!(await_listening(port, true).await);
+
+    // 150 clients connect and say nothing.
+    let mut idle = Vec::new();
+    for _ in 0..150 {
+        idle.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    let before = s3.requests().len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = s3.requests().len() - before;
+    assert!(
+        during >= 2,
+        "the jobs stopped storing while clients idled ({during})"
+    );
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", child.id().unwrap()))
+        .unwrap()
+        .count();
+    assert!(fds < 64, "{fds} descriptors open");
+
+    // Gone clients free their places at once; a silent one is closed after the header timeout.
+    drop(idle);
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    assert!(
+        listening(port).await,
+        "health does not answer after the flood"
+    );
+    let mut buf = [0u8; 1];
+    let closed = tokio::time::timeout(Duration::from_secs(8), silent.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "a silent client is still connected: {closed:?}"
+    );
+
+    let log = stop_daemon(child).await;
+    let complaints = log
+        .lines()
+        .filter(|l| l.contains("cannot accept") || l.contains("Too many open files"))
+        .count();
+    assert!(complaints <= 2, "{complaints} lines:\n{log}");
+}
