@@ -6,7 +6,8 @@
 //! Each measurement runs in a fresh child process, so its peak RSS (VmHWM) is its own.
 //! Sizes in MB: `CSE_BENCH_MB=10,100,1000` (the default under `cargo bench`; 1 under
 //! `cargo test`). The answers have 1000 users x 4 buckets x 8 categories, and as many hours as
-//! the size takes.
+//! the size takes. Then one hour of many distinct buckets (10 per user, 6 categories):
+//! `CSE_BENCH_BUCKETS=100000,500000` (1000 under `cargo test`), for the memory a bucket costs.
 
 use std::io::{BufWriter, Read, Write};
 use std::net::TcpListener;
@@ -27,63 +28,110 @@ const CATEGORIES: usize = 8;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--measure") {
-        measure(&args[i + 1], args[i + 2].parse().expect("hours"));
+        let number = |k: usize| args[i + k].parse().expect("a number");
+        let shape = Shape {
+            hours: number(2),
+            users: number(3),
+            buckets_per_user: number(4),
+            categories: number(5),
+            ..Shape::sized(0, 1, 1, 1)
+        };
+        measure(&args[i + 1], shape);
         return;
     }
     println!("machine: {} cores, {}", cores(), cpu_model());
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this too, unoptimized: there
     // a 1 MB answer checks that every step works without taking minutes.
-    let default = if args.iter().any(|a| a == "--bench") {
-        "10,100,1000"
-    } else {
-        "1"
+    let bench = args.iter().any(|a| a == "--bench");
+    let list = |var: &str, default: &str| -> Vec<u64> {
+        std::env::var(var)
+            .unwrap_or_else(|_| default.into())
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect()
     };
-    let sizes = std::env::var("CSE_BENCH_MB").unwrap_or_else(|_| default.into());
-    for mb in sizes
-        .split(',')
-        .filter_map(|s| s.trim().parse::<u64>().ok())
-    {
+    for mb in list("CSE_BENCH_MB", if bench { "10,100,1000" } else { "1" }) {
         let shape = Shape::sized(mb * 1_000_000, USERS, BUCKETS, CATEGORIES);
-        let file = tempfile::NamedTempFile::new().expect("temp file");
-        let bytes = shape
-            .write(BufWriter::with_capacity(1 << 20, file.as_file()))
-            .expect("writing the answer");
-        let out = Command::new(std::env::current_exe().expect("own path"))
-            .args([
-                "--measure",
-                &file.path().display().to_string(),
-                &shape.hours.to_string(),
-            ])
-            .output()
-            .expect("the measuring child runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (bytes, report) = run_child(shape);
         print!(
-            "{:>5} MB answer ({bytes} bytes, {} hours): {}",
-            mb,
-            shape.hours,
-            String::from_utf8_lossy(&out.stdout)
+            "{:>5} MB answer ({bytes} bytes, {} hours): {report}",
+            mb, shape.hours
+        );
+    }
+    let mut peaks = vec![];
+    for n in list(
+        "CSE_BENCH_BUCKETS",
+        if bench { "100000,500000" } else { "1000" },
+    ) {
+        let shape = Shape {
+            hours: 1,
+            ..Shape::sized(0, (n as usize).div_ceil(10), 10, 6)
+        };
+        let (bytes, report) = run_child(shape);
+        print!("{n:>7} buckets, one hour ({bytes} bytes): {report}");
+        peaks.push((n, peak_mib(&report)));
+    }
+    if let [(n0, m0), .., (n1, m1)] = peaks[..] {
+        println!(
+            "memory per bucket (parse and JSON render, between {n0} and {n1}): {:.0} bytes",
+            (m1 - m0) * 1024.0 * 1024.0 / (n1 - n0) as f64
         );
     }
     idle_daemon();
     once_dry_run();
 }
 
+/// Writes an answer of `shape` and measures it in a fresh child; returns its size and the
+/// child's report line.
+fn run_child(shape: Shape) -> (u64, String) {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    let bytes = shape
+        .write(BufWriter::with_capacity(1 << 20, file.as_file()))
+        .expect("writing the answer");
+    let out = Command::new(std::env::current_exe().expect("own path"))
+        .arg("--measure")
+        .arg(file.path())
+        .args(
+            [
+                shape.hours,
+                shape.users,
+                shape.buckets_per_user,
+                shape.categories,
+            ]
+            .map(|n| n.to_string()),
+        )
+        .output()
+        .expect("the measuring child runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (bytes, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The MiB figure after "peak RSS" in a child's report.
+fn peak_mib(report: &str) -> f64 {
+    report
+        .split("peak RSS ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the report gives a peak RSS")
+}
+
 /// In the child: parse, aggregate, render, hash; report time, throughput and peak RSS.
-fn measure(path: &str, hours: usize) {
+fn measure(path: &str, shape: Shape) {
     let size = std::fs::metadata(path).expect("answer").len();
-    let shape = Shape::sized(0, USERS, BUCKETS, CATEGORIES);
     let start = chrono::DateTime::from_timestamp(shape.start_epoch, 0).expect("epoch");
     let window = Window {
         start,
-        end: start + chrono::TimeDelta::hours(hours as i64),
+        end: start + chrono::TimeDelta::hours(shape.hours as i64),
     };
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
     let file = std::fs::File::open(path).expect("answer");
-    let report = usage::parse_reader(file, window, true).expect("the synthetic answer parses");
+    let report =
+        usage::parse_reader(file, window, true, usize::MAX).expect("the synthetic answer parses");
     let parsed = cpu_seconds() - cpu0;
     let snapshot = Snapshot {
         job: "rgw_usage",

@@ -74,6 +74,7 @@ fn jobs(config: &Config) -> Result<(Vec<JobSpec>, Retries), S3Error> {
                 time_zone: config.time_zone,
                 settle: u.settle,
                 show_entries: u.show_entries,
+                max_buckets: u.max_buckets,
                 uid: u.uid.clone(),
                 cluster_fsid: config.cluster_fsid.clone(),
             }),

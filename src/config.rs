@@ -166,6 +166,7 @@ struct RawJob {
     // rgw_usage
     window: Option<Spanned<String>>,
     show_entries: Option<Spanned<bool>>,
+    max_buckets: Option<Spanned<usize>>,
     uid: Option<Spanned<String>>,
     #[serde(default, with = "humantime_serde")]
     settle: Option<Duration>,
@@ -338,6 +339,8 @@ pub struct RgwUsageConfig {
     pub settle: Duration,
     pub catch_up_limit: usize,
     pub show_entries: bool,
+    /// The most distinct buckets one answer may hold (memory).
+    pub max_buckets: usize,
     pub uid: Option<String>,
     pub rgw: Endpoint,
 }
@@ -494,6 +497,7 @@ impl Config {
                     [
                         ("window", j.window.as_ref().map(Spanned::span)),
                         ("show_entries", j.show_entries.as_ref().map(Spanned::span)),
+                        ("max_buckets", j.max_buckets.as_ref().map(Spanned::span)),
                         ("uid", j.uid.as_ref().map(Spanned::span)),
                         (
                             "catch_up_limit",
@@ -537,6 +541,17 @@ impl Config {
                     settle: j.settle.unwrap_or(Duration::from_secs(60)),
                     catch_up_limit: j.catch_up_limit.map_or(24, Spanned::into_inner),
                     show_entries: j.show_entries.is_none_or(Spanned::into_inner),
+                    max_buckets: match &j.max_buckets {
+                        None => crate::usage::DEFAULT_MAX_BUCKETS,
+                        Some(m) if *m.get_ref() == 0 => {
+                            return Err(cx.err(
+                                Some(m.span()),
+                                "jobs.rgw_usage.max_buckets",
+                                "must be at least 1",
+                            ))
+                        }
+                        Some(m) => *m.get_ref(),
+                    },
                     uid: j.uid.map(Spanned::into_inner),
                     rgw: rgw_endpoint(&cx, &s3, raw.rgw.as_ref())?,
                 })
@@ -1054,6 +1069,20 @@ schedule = "0 5 * * * *"
         std::fs::write(&path, from_env).unwrap();
         mode(0o644).unwrap();
         assert!(Config::load(&path).unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn max_buckets_defaults_and_must_be_positive() {
+        let c = load(MINIMAL).unwrap();
+        assert_eq!(c.rgw_usage.unwrap().max_buckets, crate::usage::DEFAULT_MAX_BUCKETS);
+        let text = MINIMAL.replace(
+            "schedule = \"0 5 * * * *\"",
+            "schedule = \"0 5 * * * *\"\nmax_buckets = 500",
+        );
+        assert_eq!(load(&text).unwrap().rgw_usage.unwrap().max_buckets, 500);
+        let (line, key, msg) = invalid(&text.replace("500", "0"));
+        assert_eq!((line, key.as_str()), (Some(12), "jobs.rgw_usage.max_buckets"));
+        assert!(msg.contains("at least 1"), "{msg}");
     }
 
     #[test]

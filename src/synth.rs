@@ -207,7 +207,8 @@ mod tests {
         assert_eq!(buckets.len(), 6, "hours summed per bucket");
         assert_eq!(buckets[0].categories.len(), 4);
         // The streaming reader gives the same report.
-        let streamed = usage::parse_reader(&json[..], window, true).unwrap();
+        let streamed =
+            usage::parse_reader(&json[..], window, true, usage::DEFAULT_MAX_BUCKETS).unwrap();
         assert_eq!(streamed.total, shape.total());
     }
 

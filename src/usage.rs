@@ -4,12 +4,19 @@
 //! `summary` (per user: categories and a `total`). RGW merges raw hourly records, so one bucket
 //! can appear several times in one answer: entries are always *summed*, never overwritten.
 //!
-//! The report keeps everything in `BTreeMap`s so that the same answer always renders to the same
+//! The report keeps everything sorted so that the same answer always renders to the same
 //! bytes, whatever order RGW listed it in.
+//!
+//! A large cluster has hundreds of thousands of buckets in one window, so a bucket is kept small
+//! while the answer streams by: owner and category names are interned (each stored once), a
+//! bucket's categories are a short vector of (category id, counters), and the number of buckets
+//! held is capped ([`DEFAULT_MAX_BUCKETS`], `jobs.rgw_usage.max_buckets`), past which the answer
+//! is refused with an error that says so rather than taking the host's memory.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -48,11 +55,58 @@ pub struct UserUsage {
 /// `"-"` is requests for missing keys).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BucketUsage {
-    pub owner: String,
-    pub bucket: String,
+    /// Shared by every bucket of the owner.
+    pub owner: Arc<str>,
+    pub bucket: Box<str>,
     pub total: Counters,
-    pub categories: BTreeMap<String, Counters>,
+    pub categories: Categories,
 }
+
+/// Counters per category, sorted by name, the names shared between buckets. Serialized as a
+/// map, like a `BTreeMap<String, Counters>`; a short vector, because there is one per bucket.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Categories(Vec<(Arc<str>, Counters)>);
+
+impl Categories {
+    pub fn get(&self, name: &str) -> Option<&Counters> {
+        self.0.iter().find(|(n, _)| &**n == name).map(|(_, c)| c)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Counters)> {
+        self.0.iter().map(|(n, c)| (&**n, c))
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Counters> {
+        self.0.iter().map(|(_, c)| c)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<N: Into<Arc<str>>> FromIterator<(N, Counters)> for Categories {
+    /// Sorted by name; a name given twice keeps its last counters, as a map would.
+    fn from_iter<I: IntoIterator<Item = (N, Counters)>>(iter: I) -> Self {
+        let map: BTreeMap<Arc<str>, Counters> =
+            iter.into_iter().map(|(n, c)| (n.into(), c)).collect();
+        Categories(map.into_iter().collect())
+    }
+}
+
+impl Serialize for Categories {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(n, c)| (&**n, c)))
+    }
+}
+
+/// Buckets held per answer unless the job says otherwise (about 300 bytes each while the answer
+/// is read, as much again in the report).
+pub const DEFAULT_MAX_BUCKETS: usize = 1_000_000;
 
 /// The usage of a window: totals, per user, and (with entries) per bucket and category.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -125,6 +179,12 @@ pub enum UsageError {
     },
     #[error("user {0:?} appears twice in the usage summary")]
     DuplicateUser(String),
+    #[error(
+        "the answer holds usage of more than {limit} buckets, the most this job holds in memory: \
+         raise jobs.rgw_usage.max_buckets (each bucket costs about 600 bytes) if the host has \
+         the memory, or use a shorter window"
+    )]
+    TooManyBuckets { limit: usize },
     #[error("usage counters overflow 64 bits while summing {what}{}", name.as_ref().map(|n| format!(" {n:?}")).unwrap_or_default())]
     Overflow {
         what: &'static str,
@@ -190,9 +250,10 @@ fn overflow(what: &'static str, name: Option<&str>) -> UsageError {
     }
 }
 
-/// Parses an `/admin/usage` answer held in memory. See [`parse_reader`].
+/// Parses an `/admin/usage` answer held in memory, with the default bucket limit. See
+/// [`parse_reader`].
 pub fn parse(json: &[u8], window: Window, with_entries: bool) -> Result<UsageReport, UsageError> {
-    parse_reader(json, window, with_entries)
+    parse_reader(json, window, with_entries, DEFAULT_MAX_BUCKETS)
 }
 
 /// Parses an `/admin/usage` answer for `window` as it streams by, checking that every record
@@ -201,23 +262,29 @@ pub fn parse(json: &[u8], window: Window, with_entries: bool) -> Result<UsageRep
 /// Memory grows with the number of distinct (owner, bucket, category) triples, not with the
 /// size of the answer: RGW repeats each bucket once per hour record, and those are summed as
 /// they are read. The walker holds a block of the answer; one record is parsed at a time, its
-/// strings borrowed from that block.
+/// strings borrowed from that block. More than `max_buckets` distinct buckets is an error.
 pub fn parse_reader(
     reader: impl Read,
     window: Window,
     with_entries: bool,
+    max_buckets: usize,
 ) -> Result<UsageReport, UsageError> {
-    parse_walking(Walker::new(reader), window, with_entries)
+    parse_walking(Walker::new(reader), window, with_entries, max_buckets)
 }
 
 fn parse_walking<R: Read>(
     mut walker: Walker<R>,
     window: Window,
     with_entries: bool,
+    max_buckets: usize,
 ) -> Result<UsageReport, UsageError> {
     let mut agg = Aggregate {
         window,
         with_entries,
+        max_buckets,
+        buckets: 0,
+        owners: Interner::default(),
+        categories: Interner::default(),
         by_bucket: HashMap::new(),
         per_user: BTreeMap::new(),
         users: BTreeMap::new(),
@@ -244,24 +311,48 @@ impl Borrowed for BucketRecord {
     type Value<'a> = RawBucket<'a>;
 }
 
+/// Names seen many times (owners, categories), each stored once and known by a number.
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+}
+
+impl Interner {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        let name: Arc<str> = name.into();
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+
+    fn name(&self, id: u32) -> &Arc<str> {
+        &self.names[id as usize]
+    }
+}
+
+/// One bucket's counters while the answer is read: (category id, counters), in first-seen order.
+type BucketCounters = Vec<(u32, Counters)>;
+
 /// What the streaming parse gathers.
 struct Aggregate {
     window: Window,
     with_entries: bool,
-    /// owner -> bucket -> category -> counters.
-    by_bucket: HashMap<String, HashMap<String, BTreeMap<String, Counters>>>,
+    max_buckets: usize,
+    /// Distinct buckets so far.
+    buckets: usize,
+    owners: Interner,
+    categories: Interner,
+    /// owner id -> bucket -> its counters per category.
+    by_bucket: HashMap<u32, HashMap<Box<str>, BucketCounters>>,
     /// Entries summed per user, to check against the summary.
     per_user: BTreeMap<String, Counters>,
     /// The summary, per user.
     users: BTreeMap<String, UserUsage>,
-}
-
-/// The value stored under `key`, inserted when missing; the key is copied only then.
-fn slot<'m, V: Default>(map: &'m mut HashMap<String, V>, key: &str) -> &'m mut V {
-    if !map.contains_key(key) {
-        map.insert(key.to_string(), V::default());
-    }
-    map.get_mut(key).expect("inserted above")
 }
 
 impl Aggregate {
@@ -341,9 +432,28 @@ impl Aggregate {
         *user_sum = user_sum
             .checked_add(record)
             .ok_or_else(|| overflow("the records of user", Some(&b.owner)))?;
-        let categories = slot(slot(&mut self.by_bucket, &b.owner), &b.bucket);
+        let owner = self.owners.id(&b.owner);
+        let owned = self.by_bucket.entry(owner).or_default();
+        if !owned.contains_key(&*b.bucket) {
+            self.buckets += 1;
+            if self.buckets > self.max_buckets {
+                return Err(UsageError::TooManyBuckets {
+                    limit: self.max_buckets,
+                });
+            }
+            owned.insert(b.bucket.as_ref().into(), Vec::new());
+        }
+        let counters = owned.get_mut(&*b.bucket).expect("inserted above");
         for c in &b.categories {
-            add_into(categories, &c.category, c.counters(), "bucket", &b.bucket)?;
+            let id = self.categories.id(&c.category);
+            match counters.iter_mut().find(|(k, _)| *k == id) {
+                Some((_, slot)) => {
+                    *slot = slot
+                        .checked_add(c.counters())
+                        .ok_or_else(|| overflow("bucket", Some(&b.bucket)))?
+                }
+                None => counters.push((id, c.counters())),
+            }
         }
         Ok(())
     }
@@ -379,7 +489,11 @@ impl Aggregate {
             (true, false) => return Err(UsageError::MissingEntries),
             (true, true) => {
                 check_against_summary(&self.per_user, &users)?;
-                Some(sorted_buckets(self.by_bucket)?)
+                Some(sorted_buckets(
+                    self.by_bucket,
+                    &self.owners,
+                    &self.categories,
+                )?)
             }
         };
         Ok(UsageReport {
@@ -417,21 +531,29 @@ fn check_against_summary(
 }
 
 fn sorted_buckets(
-    by_bucket: HashMap<String, HashMap<String, BTreeMap<String, Counters>>>,
+    by_bucket: HashMap<u32, HashMap<Box<str>, BucketCounters>>,
+    owners: &Interner,
+    category_names: &Interner,
 ) -> Result<Vec<BucketUsage>, UsageError> {
     let mut buckets = vec![];
     for (owner, owned) in by_bucket {
-        for (bucket, categories) in owned {
-            let total = sum(categories.values().copied(), "bucket", Some(&bucket))?;
+        let owner = owners.name(owner);
+        for (bucket, counters) in owned {
+            let total = sum(counters.iter().map(|(_, c)| *c), "bucket", Some(&bucket))?;
+            let mut categories: Vec<_> = counters
+                .into_iter()
+                .map(|(id, c)| (category_names.name(id).clone(), c))
+                .collect();
+            categories.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             buckets.push(BucketUsage {
                 owner: owner.clone(),
                 bucket,
                 total,
-                categories,
+                categories: Categories(categories),
             });
         }
     }
-    buckets.sort_by(|a, b| (&a.owner, &a.bucket).cmp(&(&b.owner, &b.bucket)));
+    buckets.sort_unstable_by(|a, b| (&a.owner, &a.bucket).cmp(&(&b.owner, &b.bucket)));
     Ok(buckets)
 }
 
@@ -446,6 +568,40 @@ mod tests {
             start: DateTime::from_timestamp(1795366800, 0).unwrap(),
             end: DateTime::from_timestamp(1795366800 + 3600, 0).unwrap(),
         }
+    }
+
+    #[test]
+    fn more_distinct_buckets_than_the_limit_is_an_error_that_says_what_to_do() {
+        let answer = fixture("admin-usage-all.json");
+        let full = parse(&answer, fixture_hour(), true).unwrap();
+        let n = full.buckets.as_ref().unwrap().len();
+        assert!(n >= 2, "the fixture has several buckets");
+        // Exactly as many as allowed is fine; one fewer allowed is not.
+        let at_limit = parse_reader(&answer[..], fixture_hour(), true, n).unwrap();
+        assert_eq!(at_limit, full);
+        let err = parse_reader(&answer[..], fixture_hour(), true, n - 1).unwrap_err();
+        assert!(matches!(err, UsageError::TooManyBuckets { limit } if limit == n - 1));
+        assert!(err.to_string().contains("jobs.rgw_usage.max_buckets"), "{err}");
+        // Without entries, no bucket is held.
+        assert!(parse_reader(&answer[..], fixture_hour(), false, 0).is_ok());
+    }
+
+    #[test]
+    fn categories_serialize_as_a_sorted_map_and_keep_the_last_of_a_name() {
+        let c = |ops| Counters {
+            ops,
+            ..Counters::default()
+        };
+        let cats: Categories = [("put_obj", c(1)), ("get_obj", c(2)), ("put_obj", c(3))]
+            .into_iter()
+            .collect();
+        assert_eq!(cats.len(), 2);
+        assert_eq!(cats.get("put_obj"), Some(&c(3)));
+        assert_eq!(
+            serde_json::to_string(&cats).unwrap(),
+            serde_json::to_string(&BTreeMap::from([("get_obj", c(2)), ("put_obj", c(3))]))
+                .unwrap()
+        );
     }
 
     #[test]
@@ -469,9 +625,12 @@ mod tests {
         let total_ops: u64 = r.users.values().map(|u| u.total.ops).sum();
         assert_eq!(r.total.ops, total_ops);
         let buckets = r.buckets.as_ref().unwrap();
-        let photos = buckets.iter().find(|b| b.bucket == "alice-photos").unwrap();
-        assert_eq!(photos.owner, "alice");
-        assert_eq!(photos.categories["get_obj"].ops, 4);
+        let photos = buckets
+            .iter()
+            .find(|b| &*b.bucket == "alice-photos")
+            .unwrap();
+        assert_eq!(&*photos.owner, "alice");
+        assert_eq!(photos.categories.get("get_obj").unwrap().ops, 4);
         assert_eq!(photos.total.ops, 1 + 1 + 4 + 1 + 3);
     }
 
@@ -484,9 +643,11 @@ mod tests {
         assert!(broken.contains("(truncated?)"), "{broken}");
         for block in (1..64).chain([1000, 4096]) {
             let walk = |doc| Walker::with_sizes(doc, block, 1 << 20);
-            let r = parse_walking(walk(&json[..]), fixture_hour(), true).unwrap();
+            let r =
+                parse_walking(walk(&json[..]), fixture_hour(), true, DEFAULT_MAX_BUCKETS).unwrap();
             assert_eq!(r, whole, "block {block}");
-            let e = parse_walking(walk(cut), fixture_hour(), true).unwrap_err();
+            let e =
+                parse_walking(walk(cut), fixture_hour(), true, DEFAULT_MAX_BUCKETS).unwrap_err();
             assert_eq!(e.to_string(), broken, "block {block}");
         }
     }

@@ -831,10 +831,10 @@ impl UsageDoc {
         let buckets = by_bucket
             .into_iter()
             .map(|((owner, bucket), categories)| BucketUsage {
-                owner,
-                bucket,
+                owner: owner.into(),
+                bucket: bucket.into(),
                 total: sum(categories.values()),
-                categories,
+                categories: categories.into_iter().collect(),
             })
             .collect();
         UsageReport {

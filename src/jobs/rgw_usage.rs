@@ -19,6 +19,7 @@ pub struct RgwUsage {
     /// How long after a window ends it is first read: RGW flushes its usage log late.
     pub settle: Duration,
     pub show_entries: bool,
+    pub max_buckets: usize,
     pub uid: Option<String>,
     pub cluster_fsid: Option<String>,
 }
@@ -68,11 +69,12 @@ impl Job for RgwUsage {
         let file = self.admin.admin_get_file("/admin/usage", &query).await?;
         let collected_at = Utc::now();
         let from = format!("{}admin/usage", self.admin.endpoint());
-        let with_entries = self.show_entries;
-        let parsed =
-            tokio::task::spawn_blocking(move || usage::parse_reader(file, window, with_entries))
-                .await
-                .map_err(|e| JobError::Task(e.to_string()))?;
+        let (with_entries, max_buckets) = (self.show_entries, self.max_buckets);
+        let parsed = tokio::task::spawn_blocking(move || {
+            usage::parse_reader(file, window, with_entries, max_buckets)
+        })
+        .await
+        .map_err(|e| JobError::Task(e.to_string()))?;
         let report = parsed.map_err(|source| JobError::Usage { from, source })?;
         Ok(Snapshot {
             job: self.name(),
