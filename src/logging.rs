@@ -25,6 +25,9 @@ pub fn init(format: LogFormat) {
         .with_env_filter(filter)
         .with_ansi(ansi)
         .with_target(false);
+    // A panic (a bug) is logged like any other error, in the same format and escaped, instead
+    // of the default hook's raw text on stderr.
+    std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
     match format {
         LogFormat::Json => builder.json().with_writer(io::stderr).init(),
         LogFormat::Text => {

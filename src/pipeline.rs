@@ -344,3 +344,45 @@ pub fn count_missed(schedule: &Schedule, last: DateTime<Utc>, now: DateTime<Utc>
     }
     n
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::DryRunSink;
+    use async_trait::async_trait;
+
+    /// A job with a bug: it panics while collecting.
+    struct Panicking;
+
+    #[async_trait]
+    impl Job for Panicking {
+        fn name(&self) -> &'static str {
+            "pool_df"
+        }
+
+        async fn collect(&self, _: Fire) -> Result<Snapshot, JobError> {
+            panic!("index out of bounds in a parser")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_run_is_a_failure_that_says_so() {
+        let spec = JobSpec {
+            job: Arc::new(Panicking),
+            schedule: Schedule::every(std::time::Duration::from_secs(10)).unwrap(),
+            key: KeyTemplate::parse("pool.%Y-%m-%d/%H/%M/%S").unwrap(),
+            format: Format::Text,
+            catch_up_limit: 1,
+        };
+        let cx = Arc::new(Context {
+            delivery: Delivery::new(Arc::new(DryRunSink), None),
+            state: None,
+        });
+        let t = crate::testutil::utc("2026-12-01T07:00:00Z");
+        let outcome = run_fire_caught(&spec, t, &cx, ()).await;
+        assert!(!outcome.ok());
+        assert_eq!(outcome.failure_reasons(), ["panic"]);
+        let message = outcome.errors[0].to_string();
+        assert!(message.contains("index out of bounds in a parser"), "{message}");
+    }
+}
