@@ -1074,14 +1074,20 @@ schedule = "0 5 * * * *"
     #[test]
     fn max_buckets_defaults_and_must_be_positive() {
         let c = load(MINIMAL).unwrap();
-        assert_eq!(c.rgw_usage.unwrap().max_buckets, crate::usage::DEFAULT_MAX_BUCKETS);
+        assert_eq!(
+            c.rgw_usage.unwrap().max_buckets,
+            crate::usage::DEFAULT_MAX_BUCKETS
+        );
         let text = MINIMAL.replace(
             "schedule = \"0 5 * * * *\"",
             "schedule = \"0 5 * * * *\"\nmax_buckets = 500",
         );
         assert_eq!(load(&text).unwrap().rgw_usage.unwrap().max_buckets, 500);
         let (line, key, msg) = invalid(&text.replace("500", "0"));
-        assert_eq!((line, key.as_str()), (Some(12), "jobs.rgw_usage.max_buckets"));
+        assert_eq!(
+            (line, key.as_str()),
+            (Some(12), "jobs.rgw_usage.max_buckets")
+        );
         assert!(msg.contains("at least 1"), "{msg}");
     }
 

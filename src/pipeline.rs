@@ -383,6 +383,9 @@ mod tests {
         assert!(!outcome.ok());
         assert_eq!(outcome.failure_reasons(), ["panic"]);
         let message = outcome.errors[0].to_string();
-        assert!(message.contains("index out of bounds in a parser"), "{message}");
+        assert!(
+            message.contains("index out of bounds in a parser"),
+            "{message}"
+        );
     }
 }

@@ -23,8 +23,9 @@ use sha1::Sha1;
 
 use crate::secret::Secret;
 
-/// Query parameters that are part of the signed resource (the AWS v2 list, which RGW shares),
-/// sorted.
+/// Query parameters that are part of the signed resource: the ones RGW signs (its list differs
+/// from AWS's: no `restore`; `object-lock`, `policyStatus` and `publicAccessBlock` in), sorted
+/// (a test keeps it so).
 pub const SUB_RESOURCES: &[&str] = &[
     "acl",
     "cors",
@@ -33,8 +34,11 @@ pub const SUB_RESOURCES: &[&str] = &[
     "location",
     "logging",
     "notification",
+    "object-lock",
     "partNumber",
     "policy",
+    "policyStatus",
+    "publicAccessBlock",
     "requestPayment",
     "response-cache-control",
     "response-content-disposition",
@@ -42,7 +46,6 @@ pub const SUB_RESOURCES: &[&str] = &[
     "response-content-language",
     "response-content-type",
     "response-expires",
-    "restore",
     "tagging",
     "torrent",
     "uploadId",
@@ -187,8 +190,9 @@ pub fn canonical_resource(
             };
             let name = percent_decode_str(name).decode_utf8_lossy().into_owned();
             SUB_RESOURCES.contains(&name.as_str()).then(|| {
-                // Values are signed decoded (AWS: "do not encode these values when signing").
-                let value = value.map(|v| {
+                // Values are signed decoded (AWS: "do not encode these values when signing");
+                // an empty one is signed as the bare name (`?acl`, not `?acl=`), as RGW does.
+                let value = value.filter(|v| !v.is_empty()).map(|v| {
                     percent_decode_str(&v.replace('+', " "))
                         .decode_utf8_lossy()
                         .into_owned()
@@ -473,6 +477,18 @@ mod tests {
         assert_eq!(
             canonical_resource(None, "/b", Some("uploads")),
             "/b?uploads"
+        );
+        // As RGW signs them: an empty value is the bare name; `restore` is not signed, the
+        // bucket policy and lock sub-resources are.
+        assert_eq!(canonical_resource(None, "/b", Some("acl=")), "/b?acl");
+        assert_eq!(canonical_resource(None, "/b/k", Some("restore")), "/b/k");
+        assert_eq!(
+            canonical_resource(
+                None,
+                "/b",
+                Some("publicAccessBlock&policyStatus&object-lock")
+            ),
+            "/b?object-lock&policyStatus&publicAccessBlock"
         );
         assert_eq!(canonical_resource(Some("b"), "", None), "/b/");
     }

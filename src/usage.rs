@@ -581,7 +581,10 @@ mod tests {
         assert_eq!(at_limit, full);
         let err = parse_reader(&answer[..], fixture_hour(), true, n - 1).unwrap_err();
         assert!(matches!(err, UsageError::TooManyBuckets { limit } if limit == n - 1));
-        assert!(err.to_string().contains("jobs.rgw_usage.max_buckets"), "{err}");
+        assert!(
+            err.to_string().contains("jobs.rgw_usage.max_buckets"),
+            "{err}"
+        );
         // Without entries, no bucket is held.
         assert!(parse_reader(&answer[..], fixture_hour(), false, 0).is_ok());
     }
@@ -599,8 +602,7 @@ mod tests {
         assert_eq!(cats.get("put_obj"), Some(&c(3)));
         assert_eq!(
             serde_json::to_string(&cats).unwrap(),
-            serde_json::to_string(&BTreeMap::from([("get_obj", c(2)), ("put_obj", c(3))]))
-                .unwrap()
+            serde_json::to_string(&BTreeMap::from([("get_obj", c(2)), ("put_obj", c(3))])).unwrap()
         );
     }
 

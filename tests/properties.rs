@@ -1719,8 +1719,8 @@ fn documented_resource(vhost: Option<&str>, path: &str, subs: &[Param]) -> Strin
     let query: Vec<String> = subs
         .iter()
         .map(|p| match &p.value {
-            None => p.name.clone(),
-            Some(v) => format!("{}={v}", p.name),
+            Some(v) if !v.is_empty() => format!("{}={v}", p.name),
+            _ => p.name.clone(),
         })
         .collect();
     let bucket = vhost.map(|b| format!("/{b}")).unwrap_or_default();
@@ -2029,7 +2029,7 @@ fn canonical_resource_of_encoded_values_and_bare_names() {
             "/b/k",
             Some("uploadId=a+b%2Bc&acl&versionId=&format=json")
         ),
-        "/b/k?acl&uploadId=a b+c&versionId="
+        "/b/k?acl&uploadId=a b+c&versionId"
     );
     assert_eq!(
         canonical_resource(Some("b"), "/k", Some("x-id=1&&")),
