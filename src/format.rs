@@ -2,9 +2,9 @@
 //!
 //! * `text` reproduces, byte for byte, the bodies of the Python tool this exporter replaces,
 //!   because operators have scripts that read them:
-//!   `2026/11/22/13:05:00>default:1048576 kb 524288 kb_avail 524288 kb_used` (one line per CRUSH
-//!   root, lines joined by `\n`, no trailing newline) and
-//!   `op: 42 bytes_received:1024 bytes_sent:2048` (the window's cluster totals).
+//!   `2026/11/22/13:05:00>default:1048576 kb 524288 kb_avail 524288 kb_used\n` (one line per
+//!   CRUSH root, each ending in `\n`, the last one too, as the original wrote them) and
+//!   `op: 42 bytes_received:1024 bytes_sent:2048` (the window's cluster totals, no newline).
 //! * `json` is one self-describing document: schema version, kind, job, cluster fsid, fire time,
 //!   window and every number the job collected. It holds nothing that varies between two runs
 //!   for the same fire time (no collection time, no exporter version: those go in metadata), so
@@ -88,12 +88,11 @@ fn render_text(snapshot: &Snapshot) -> String {
                 .iter()
                 .map(|r| {
                     format!(
-                        "{stamp}>{}:{} kb {} kb_avail {} kb_used",
+                        "{stamp}>{}:{} kb {} kb_avail {} kb_used\n",
                         r.name, r.kb, r.kb_avail, r.kb_used
                     )
                 })
-                .collect::<Vec<_>>()
-                .join("\n")
+                .collect()
         }
         SnapshotData::Usage(u) => format!(
             "op: {} bytes_received:{} bytes_sent:{}",
@@ -180,13 +179,14 @@ mod tests {
         let s = capacity(vec![root("default", 1048576, 524288, 524288)]);
         assert_eq!(
             render(&s, Format::Text),
-            b"2026/11/22/13:05:00>default:1048576 kb 524288 kb_avail 524288 kb_used"
+            b"2026/11/22/13:05:00>default:1048576 kb 524288 kb_avail 524288 kb_used\n"
         );
+        assert_eq!(render(&s, Format::Text).len(), 70);
         let s = capacity(vec![root("archive", 10, 7, 3), root("default", 20, 15, 5)]);
         assert_eq!(
             String::from_utf8(render(&s, Format::Text)).unwrap(),
             "2026/11/22/13:05:00>archive:10 kb 7 kb_avail 3 kb_used\n\
-             2026/11/22/13:05:00>default:20 kb 15 kb_avail 5 kb_used"
+             2026/11/22/13:05:00>default:20 kb 15 kb_avail 5 kb_used\n"
         );
     }
 

@@ -641,7 +641,7 @@ async fn pool_good_tree_is_uploaded_in_the_original_text_format_signed_and_check
     assert_eq!(put.method, "PUT");
     let body = String::from_utf8(put.body.clone()).unwrap();
     let (stamp, rest) = body.split_once('>').unwrap();
-    assert_eq!(rest, "default:2097152 kb 2095866 kb_avail 1284 kb_used");
+    assert_eq!(rest, "default:2097152 kb 2095866 kb_avail 1284 kb_used\n");
     // The fire time is "now", truncated to the second; the key is named after it too.
     let fire: DateTime<Utc> = NaiveDateTime::parse_from_str(stamp, "%Y/%m/%d/%H:%M:%S")
         .unwrap_or_else(|e| panic!("{stamp:?}: {e}"))
@@ -718,7 +718,7 @@ async fn a_failing_job_does_not_stop_the_other() {
     );
     assert!(puts[0]
         .body
-        .ends_with(b">default:2097152 kb 2095866 kb_avail 1284 kb_used"));
+        .ends_with(b">default:2097152 kb 2095866 kb_avail 1284 kb_used\n"));
 }
 
 #[tokio::test]
