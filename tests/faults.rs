@@ -733,11 +733,13 @@ async fn dry_run_prints_keys_and_bodies_and_uploads_nothing() {
         &[
             "=== pool.",
             "(text/plain; charset=utf-8, ",
-            ">default:2097152 kb 2095866 kb_avail 1284 kb_used\n",
-            "=== usage.",
+            // Each object ends in exactly one newline: the capacity body's own, and one
+            // printed after the usage body, which has none.
+            ">default:2097152 kb 2095866 kb_avail 1284 kb_used\n=== usage.",
             "\nop: 0 bytes_received:0 bytes_sent:0\n",
         ],
     );
+    assert!(out.stdout.ends_with(" bytes_sent:0\n"), "{:?}", out.stdout);
     assert!(s3.requests().is_empty(), "a dry run reached S3");
 }
 
