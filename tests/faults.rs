@@ -692,6 +692,36 @@ async fn pool_good_tree_is_uploaded_in_the_original_text_format_signed_and_check
     );
 }
 
+#[tokio::test]
+async fn key_time_zone_names_the_object_and_stamps_its_lines_in_that_zone_metadata_stays_utc() {
+    let (source, s3) = (capacity_source().await, Fake::bucket().await);
+    let cfg = config(&s3, None, Some(&source), "").replace(
+        "every = \"10s\"\n",
+        "every = \"10s\"\nkey_time_zone = \"Asia/Shanghai\"\n",
+    );
+    let out = run(&cfg, &["--job", "pool_df"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let puts = s3.requests();
+    assert_eq!(puts.len(), 1);
+    let stamp = puts[0].header("x-amz-meta-fire-time").unwrap_or_default();
+    assert!(stamp.ends_with("+00:00"), "metadata stays UTC: {stamp:?}");
+    let fire: DateTime<Utc> = DateTime::parse_from_rfc3339(stamp)
+        .unwrap_or_else(|e| panic!("{stamp:?}: {e}"))
+        .with_timezone(&Utc);
+    // China Standard Time: UTC+8, no DST.
+    let local = fire + chrono::TimeDelta::hours(8);
+    assert_eq!(
+        puts[0].target,
+        local.format("/info/pool.%Y-%m-%d/%H/%M/%S").to_string()
+    );
+    assert_eq!(
+        String::from_utf8(puts[0].body.clone()).unwrap(),
+        local
+            .format("%Y/%m/%d/%H:%M:%S>default:2097152 kb 2095866 kb_avail 1284 kb_used\n")
+            .to_string()
+    );
+}
+
 // ------------------------------------------------------------------ both jobs
 
 #[tokio::test]
