@@ -679,8 +679,8 @@ fn common(
         })?;
         key = key.in_zone(tz);
         // Where the clocks go back, fires in both passes of the repeated hour could get one
-        // key. Checked from a year back (catch-up and backfills name past fires) to five ahead
-        // (the zone table is built in: its rules cannot change under a running daemon).
+        // key. Checked from a year back (catch-up and backfills name past fires) to five years
+        // ahead: zone rules repeat yearly, and a reload checks again.
         if c.key_time_zone_ambiguous == Ambiguous::Refuse {
             let now = chrono::Utc::now();
             key.check_fall_backs(
