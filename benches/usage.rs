@@ -143,7 +143,8 @@ fn measure(path: &str, shape: Shape) {
     // As the exporter does: rendered into a payload (a temporary file at this size), hashed
     // as it is written.
     let mut body = PayloadWriter::new();
-    format::render_to(&snapshot, Format::Json, &mut body).expect("output written");
+    format::render_to(&snapshot, Format::Json, chrono_tz::Tz::UTC, &mut body)
+        .expect("output written");
     let body = body.finish().expect("output written");
     let md5 = body.content_md5();
     let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);

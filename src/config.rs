@@ -158,6 +158,9 @@ struct RawJob {
     schedule: Option<Spanned<String>>,
     every: Option<Spanned<String>>,
     key: Option<Spanned<String>>,
+    key_time_zone: Option<Spanned<String>>,
+    #[serde(default)]
+    key_time_zone_ambiguous: Ambiguous,
     #[serde(default)]
     format: Format,
     // pool_df
@@ -171,6 +174,16 @@ struct RawJob {
     #[serde(default, with = "humantime_serde")]
     settle: Option<Duration>,
     catch_up_limit: Option<Spanned<usize>>,
+}
+
+/// What to do when the key zone's clocks go back and two fires would get one key.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Ambiguous {
+    #[default]
+    Refuse,
+    /// The second object overwrites the first, as with the original tool.
+    Accept,
 }
 
 #[derive(Deserialize)]
@@ -709,7 +722,33 @@ fn common(
         Some(k) => (k.get_ref().as_str(), Some(k.span())),
         None => (default_key, None),
     };
-    let key = KeyTemplate::parse(key_text).map_err(|e| cx.err(key_span.clone(), &at("key"), e))?;
+    let mut key =
+        KeyTemplate::parse(key_text).map_err(|e| cx.err(key_span.clone(), &at("key"), e))?;
+    if let Some(zone) = &c.key_time_zone {
+        let tz = zone.get_ref().parse::<Tz>().map_err(|_| {
+            cx.err(
+                Some(zone.span()),
+                &at("key_time_zone"),
+                format!(
+                    "unknown time zone {:?} (want an IANA name such as UTC or Asia/Shanghai)",
+                    zone.get_ref()
+                ),
+            )
+        })?;
+        key = key.in_zone(tz);
+        // Where the clocks go back, fires in both passes of the repeated hour could get one
+        // key. Checked from a year back (catch-up and backfills name past fires) to five years
+        // ahead: zone rules repeat yearly, and a reload checks again.
+        if c.key_time_zone_ambiguous == Ambiguous::Refuse {
+            let now = chrono::Utc::now();
+            key.check_fall_backs(
+                now - chrono::TimeDelta::days(366),
+                now + chrono::TimeDelta::days(5 * 366),
+                |t| schedule.next_after(t),
+            )
+            .map_err(|e| cx.err(Some(zone.span()), &at("key_time_zone"), e))?;
+        }
+    }
     // The next few fires must each get their own key, or they would overwrite each other.
     for pair in schedule.upcoming(4).windows(2) {
         key.check_distinguishes(pair[0], pair[1])
@@ -938,6 +977,78 @@ schedule = "0 5 * * * *"
         let (_, key, msg) = invalid(&text);
         assert_eq!(key, "jobs.pool_df.key");
         assert!(msg.contains("same key"), "{msg}");
+    }
+
+    /// MINIMAL with `lines` added to the pool_df job (after line 8).
+    fn pool_df_with(lines: &str) -> String {
+        MINIMAL.replace("every = \"10s\"\n", &format!("every = \"10s\"\n{lines}\n"))
+    }
+
+    #[test]
+    fn key_time_zone_renders_keys_in_that_zone() {
+        let fire = chrono::DateTime::parse_from_rfc3339("2026-11-22T13:05:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let c = load(&pool_df_with("key_time_zone = \"Asia/Shanghai\"")).unwrap();
+        let key = c.pool_df.unwrap().common.key;
+        assert_eq!(key.zone(), "Asia/Shanghai".parse::<Tz>().unwrap());
+        assert_eq!(key.render(fire), "pool.2026-11-22/21/05/00");
+        // The default stays UTC, and the exporter's time zone does not move keys.
+        let c = load(&format!(
+            "[exporter]\ntime_zone = \"Europe/Berlin\"\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(c.pool_df.unwrap().common.key.zone(), Tz::UTC);
+        assert_eq!(c.rgw_usage.unwrap().common.key.zone(), Tz::UTC);
+
+        let (line, key, msg) = invalid(&pool_df_with("key_time_zone = \"Mars/Olympus\""));
+        assert_eq!(
+            (line, key.as_str()),
+            (Some(9), "jobs.pool_df.key_time_zone")
+        );
+        assert!(msg.contains("Mars/Olympus"), "{msg}");
+    }
+
+    #[test]
+    fn a_key_zone_whose_clocks_go_back_is_refused_unless_accepted_or_offset_keyed() {
+        let (line, key, msg) = invalid(&pool_df_with("key_time_zone = \"Europe/Berlin\""));
+        assert_eq!(
+            (line, key.as_str()),
+            (Some(9), "jobs.pool_df.key_time_zone")
+        );
+        assert!(
+            msg.contains("clocks go back")
+                && msg.contains("%z")
+                && msg.contains("key_time_zone_ambiguous = \"accept\""),
+            "{msg}"
+        );
+        // The usage job is checked the same way.
+        let text = MINIMAL.replace(
+            "[jobs.rgw_usage]\n",
+            "[jobs.rgw_usage]\nkey_time_zone = \"America/New_York\"\n",
+        );
+        let (line, key, _) = invalid(&text);
+        assert_eq!(
+            (line, key.as_str()),
+            (Some(11), "jobs.rgw_usage.key_time_zone")
+        );
+
+        let accepted =
+            pool_df_with("key_time_zone = \"Europe/Berlin\"\nkey_time_zone_ambiguous = \"accept\"");
+        let key = load(&accepted).unwrap().pool_df.unwrap().common.key;
+        assert_eq!(key.zone(), "Europe/Berlin".parse::<Tz>().unwrap());
+        let offset_keyed = pool_df_with(
+            "key_time_zone = \"America/New_York\"\nkey = \"pool.%Y-%m-%d/%H/%M/%S%z\"",
+        );
+        assert!(load(&offset_keyed).is_ok());
+        // "refuse" is the default, and may be written out.
+        let refused =
+            pool_df_with("key_time_zone = \"Europe/Berlin\"\nkey_time_zone_ambiguous = \"refuse\"");
+        assert!(load(&refused).is_err());
+        let err = load(&accepted.replace("\"accept\"", "\"yes\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("yes") && err.contains("line 10"), "{err}");
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //!
 //! * `text` reproduces, byte for byte, the bodies of the Python tool this exporter replaces,
 //!   because operators have scripts that read them:
-//!   `2026/11/22/13:05:00>default:1048576 kb 524288 kb_avail 524288 kb_used` (one line per CRUSH
-//!   root, lines joined by `\n`, no trailing newline) and
-//!   `op: 42 bytes_received:1024 bytes_sent:2048` (the window's cluster totals).
+//!   `2026/11/22/13:05:00>default:1048576 kb 524288 kb_avail 524288 kb_used\n` (one line per
+//!   CRUSH root, each ending in `\n`, the last one too, as the original wrote them) and
+//!   `op: 42 bytes_received:1024 bytes_sent:2048` (the window's cluster totals, no newline).
 //! * `json` is one self-describing document: schema version, kind, job, cluster fsid, fire time,
 //!   window and every number the job collected. It holds nothing that varies between two runs
 //!   for the same fire time (no collection time, no exporter version: those go in metadata), so
@@ -12,6 +12,7 @@
 
 use std::io::{self, Write};
 
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::snapshot::{Snapshot, SnapshotData};
@@ -55,11 +56,12 @@ enum JsonData<'a> {
 }
 
 /// Renders a snapshot as a stream of writes into `out` (a temporary file for large reports).
-/// Only `out` can fail.
-pub fn render_to(snapshot: &Snapshot, format: Format, out: impl Write) -> io::Result<()> {
+/// `zone` is the keys' zone: the text capacity stamps show the same wall clock as the key (JSON
+/// stays in UTC). Only `out` can fail.
+pub fn render_to(snapshot: &Snapshot, format: Format, zone: Tz, out: impl Write) -> io::Result<()> {
     let mut out = io::BufWriter::with_capacity(1 << 16, out);
     match format {
-        Format::Text => out.write_all(render_text(snapshot).as_bytes())?,
+        Format::Text => out.write_all(render_text(snapshot, zone).as_bytes())?,
         Format::Json => {
             let (kind, data) = match &snapshot.data {
                 SnapshotData::Capacity(c) => ("capacity", JsonData::Capacity(c)),
@@ -80,20 +82,22 @@ pub fn render_to(snapshot: &Snapshot, format: Format, out: impl Write) -> io::Re
     out.flush()
 }
 
-fn render_text(snapshot: &Snapshot) -> String {
+fn render_text(snapshot: &Snapshot, zone: Tz) -> String {
     match &snapshot.data {
         SnapshotData::Capacity(c) => {
-            let stamp = snapshot.fire_time.format("%Y/%m/%d/%H:%M:%S");
+            let stamp = snapshot
+                .fire_time
+                .with_timezone(&zone)
+                .format("%Y/%m/%d/%H:%M:%S");
             c.roots
                 .iter()
                 .map(|r| {
                     format!(
-                        "{stamp}>{}:{} kb {} kb_avail {} kb_used",
+                        "{stamp}>{}:{} kb {} kb_avail {} kb_used\n",
                         r.name, r.kb, r.kb_avail, r.kb_used
                     )
                 })
-                .collect::<Vec<_>>()
-                .join("\n")
+                .collect()
         }
         SnapshotData::Usage(u) => format!(
             "op: {} bytes_received:{} bytes_sent:{}",
@@ -112,8 +116,12 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn render(snapshot: &Snapshot, format: Format) -> Vec<u8> {
+        render_in(snapshot, format, Tz::UTC)
+    }
+
+    fn render_in(snapshot: &Snapshot, format: Format, zone: Tz) -> Vec<u8> {
         let mut out = Vec::new();
-        render_to(snapshot, format, &mut out).unwrap();
+        render_to(snapshot, format, zone, &mut out).unwrap();
         out
     }
 
@@ -180,13 +188,32 @@ mod tests {
         let s = capacity(vec![root("default", 1048576, 524288, 524288)]);
         assert_eq!(
             render(&s, Format::Text),
-            b"2026/11/22/13:05:00>default:1048576 kb 524288 kb_avail 524288 kb_used"
+            b"2026/11/22/13:05:00>default:1048576 kb 524288 kb_avail 524288 kb_used\n"
         );
+        assert_eq!(render(&s, Format::Text).len(), 70);
         let s = capacity(vec![root("archive", 10, 7, 3), root("default", 20, 15, 5)]);
         assert_eq!(
             String::from_utf8(render(&s, Format::Text)).unwrap(),
             "2026/11/22/13:05:00>archive:10 kb 7 kb_avail 3 kb_used\n\
-             2026/11/22/13:05:00>default:20 kb 15 kb_avail 5 kb_used"
+             2026/11/22/13:05:00>default:20 kb 15 kb_avail 5 kb_used\n"
+        );
+    }
+
+    #[test]
+    fn text_capacity_stamps_follow_the_key_zone_and_json_stays_utc() {
+        let s = capacity(vec![root("default", 20, 15, 5)]);
+        let shanghai: Tz = "Asia/Shanghai".parse().unwrap();
+        assert_eq!(
+            String::from_utf8(render_in(&s, Format::Text, shanghai)).unwrap(),
+            "2026/11/22/21:05:00>default:20 kb 15 kb_avail 5 kb_used\n"
+        );
+        assert_eq!(
+            render_in(&s, Format::Json, shanghai),
+            render(&s, Format::Json)
+        );
+        assert_eq!(
+            render_in(&usage(), Format::Text, shanghai),
+            render(&usage(), Format::Text)
         );
     }
 

@@ -1,17 +1,27 @@
-//! Object key templates: strftime fields of the scheduled fire time, rendered in UTC.
+//! Object key templates: strftime fields of the scheduled fire time, rendered in UTC or in a
+//! configured time zone (`key_time_zone`, to keep the local-time names of the original tool).
 //!
 //! Keys come from the *scheduled* fire time, never the wall clock at upload, so a retried or
 //! repeated run (or a second exporter on the same schedule) writes the same key. The defaults
 //! reproduce the tool this one replaces: `pool.%Y-%m-%d/%H/%M/%S`, `usage.%Y-%m-%d/%H/%M/%S`.
+//!
+//! In a zone whose clocks go back, an hour of local times happens twice: fires in both passes
+//! would get the same key unless the template tells them apart (e.g. with `%z`), which
+//! [`KeyTemplate::check_fall_backs`] finds out.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Offset, TimeDelta, TimeZone, Utc};
+use chrono_tz::Tz;
 
-/// A validated key template. Rendering cannot fail or panic.
+/// A validated key template and the zone it renders in. Rendering cannot fail or panic.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyTemplate(String);
+pub struct KeyTemplate {
+    template: String,
+    zone: Tz,
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyTemplateError {
@@ -27,6 +37,19 @@ pub enum KeyTemplateError {
     )]
     NotUnique {
         template: String,
+        key: String,
+        first: DateTime<Utc>,
+        second: DateTime<Utc>,
+    },
+    #[error(
+        "key template {template:?} in time zone {zone} gives the same key {key:?} to the fires at \
+         {first} and {second}, when the clocks go back: the second object would overwrite the \
+         first; add the UTC offset to the key (%z), or accept that with \
+         key_time_zone_ambiguous = \"accept\""
+    )]
+    FallBack {
+        template: String,
+        zone: Tz,
         key: String,
         first: DateTime<Utc>,
         second: DateTime<Utc>,
@@ -50,15 +73,30 @@ impl KeyTemplate {
         if !renders {
             return Err(KeyTemplateError::BadField(template.to_string()));
         }
-        Ok(KeyTemplate(template.to_string()))
+        Ok(KeyTemplate {
+            template: template.to_string(),
+            zone: Tz::UTC,
+        })
+    }
+
+    /// The same template, rendering the fire time's wall clock in `zone` instead of UTC.
+    pub fn in_zone(self, zone: Tz) -> Self {
+        KeyTemplate { zone, ..self }
+    }
+
+    /// The zone keys are rendered in (the text capacity body's stamps follow it).
+    pub fn zone(&self) -> Tz {
+        self.zone
     }
 
     pub fn render(&self, fire: DateTime<Utc>) -> String {
-        fire.format(&self.0).to_string()
+        fire.with_timezone(&self.zone)
+            .format(&self.template)
+            .to_string()
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.template
     }
 
     /// Refuses a template that renders two consecutive fire times to the same key.
@@ -70,7 +108,7 @@ impl KeyTemplate {
         let key = self.render(first);
         if key == self.render(second) {
             return Err(KeyTemplateError::NotUnique {
-                template: self.0.clone(),
+                template: self.template.clone(),
                 key,
                 first,
                 second,
@@ -78,6 +116,79 @@ impl KeyTemplate {
         }
         Ok(())
     }
+
+    /// Refuses a template that gives two fires the same key because the zone's clocks go back
+    /// in `[from, to)`. `next_after` is the schedule (the first fire strictly after an instant).
+    /// Only fires around each fall-back are rendered: elsewhere local time only moves forward.
+    pub fn check_fall_backs(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        next_after: impl Fn(DateTime<Utc>) -> Option<DateTime<Utc>>,
+    ) -> Result<(), KeyTemplateError> {
+        for (at, back) in fall_backs(self.zone, from, to) {
+            // Local times of [at - back, at) come again in [at, at + back). Fires are on whole
+            // seconds, and a schedule keeps the fraction of the instant it starts from.
+            let mut seen: HashMap<String, DateTime<Utc>> = HashMap::new();
+            let mut fire = next_after(at - back - TimeDelta::seconds(1));
+            while let Some(t) = fire.filter(|t| *t < at + back) {
+                if let Some(first) = seen.insert(self.render(t), t) {
+                    return Err(KeyTemplateError::FallBack {
+                        template: self.template.clone(),
+                        zone: self.zone,
+                        key: self.render(t),
+                        first,
+                        second: t,
+                    });
+                }
+                fire = next_after(t);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The instants in `[from, to)` where `zone`'s UTC offset goes down (clocks go back), each with
+/// how far back. Offsets are sampled daily, then the change is searched to the second: no zone
+/// changes its offset twice within a day.
+pub fn fall_backs(
+    zone: Tz,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<(DateTime<Utc>, TimeDelta)> {
+    // In whole seconds (transitions are on whole seconds), so the instant found is exact.
+    let offset = |secs: i64| {
+        DateTime::from_timestamp(secs, 0).map(|t| {
+            zone.offset_from_utc_datetime(&t.naive_utc())
+                .fix()
+                .local_minus_utc()
+        })
+    };
+    let mut found = Vec::new();
+    let (mut t, end) = (from.timestamp(), to.timestamp());
+    while t < end {
+        let next = (t + 86_400).min(end);
+        let (Some(before), Some(after)) = (offset(t), offset(next)) else {
+            break; // beyond chrono's range
+        };
+        if after < before {
+            // The change is in (t, next]: find its first second.
+            let (mut lo, mut hi) = (t, next);
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if offset(mid) == Some(before) {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            if let Some(at) = DateTime::from_timestamp(hi, 0) {
+                found.push((at, TimeDelta::seconds(i64::from(before - after))));
+            }
+        }
+        t = next;
+    }
+    found
 }
 
 #[cfg(test)]
@@ -135,5 +246,150 @@ mod tests {
             .check_distinguishes(a, utc("2026-11-22T13:00:10Z"))
             .unwrap_err();
         assert!(err.to_string().contains("%M"), "{err}");
+    }
+
+    fn zone(name: &str) -> Tz {
+        name.parse().unwrap()
+    }
+
+    #[test]
+    fn keys_render_the_wall_clock_of_their_zone() {
+        let t = utc("2026-11-22T13:05:00Z");
+        let k = KeyTemplate::parse("pool.%Y-%m-%d/%H/%M/%S").unwrap();
+        assert_eq!(k.zone(), Tz::UTC);
+        let k = k.in_zone(zone("Asia/Shanghai"));
+        assert_eq!(k.render(t), "pool.2026-11-22/21/05/00");
+        assert_eq!(k.zone(), zone("Asia/Shanghai"));
+        // Past midnight local time: the date follows the zone too.
+        assert_eq!(
+            k.render(utc("2026-11-22T16:00:00Z")),
+            "pool.2026-11-23/00/00/00"
+        );
+        let k = KeyTemplate::parse("x.%H%M%z")
+            .unwrap()
+            .in_zone(zone("America/New_York"));
+        assert_eq!(k.render(t), "x.0805-0500");
+    }
+
+    #[test]
+    fn fall_backs_are_found_to_the_second_and_spring_forwards_ignored() {
+        let year = (utc("2026-01-01T00:00:00Z"), utc("2027-01-01T00:00:00Z"));
+        let hour = TimeDelta::hours(1);
+        // Berlin goes back at 03:00 CEST (01:00Z) on the last Sunday of October; forward in March.
+        assert_eq!(
+            fall_backs(zone("Europe/Berlin"), year.0, year.1),
+            vec![(utc("2026-10-25T01:00:00Z"), hour)]
+        );
+        assert_eq!(
+            fall_backs(zone("America/New_York"), year.0, year.1),
+            vec![(utc("2026-11-01T06:00:00Z"), hour)]
+        );
+        // Lord Howe Island goes back half an hour.
+        assert_eq!(
+            fall_backs(zone("Australia/Lord_Howe"), year.0, year.1),
+            vec![(utc("2026-04-04T15:00:00Z"), TimeDelta::minutes(30))]
+        );
+        // China has kept one offset since 1991; UTC and Kolkata never changed in this range.
+        let long = (utc("1992-01-01T00:00:00Z"), utc("2040-01-01T00:00:00Z"));
+        for name in ["Asia/Shanghai", "UTC", "Asia/Kolkata"] {
+            assert_eq!(fall_backs(zone(name), long.0, long.1), vec![], "{name}");
+        }
+        // Its last change, on 1991-09-15, is found.
+        let found = fall_backs(
+            zone("Asia/Shanghai"),
+            utc("1991-01-01T00:00:00Z"),
+            utc("1992-01-01T00:00:00Z"),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        // An instant not on a whole second still finds the transition itself.
+        let found = fall_backs(
+            zone("Europe/Berlin"),
+            utc("2026-10-24T13:00:00.5Z"),
+            utc("2026-10-26T00:00:00.7Z"),
+        );
+        assert_eq!(found, vec![(utc("2026-10-25T01:00:00Z"), hour)]);
+        // Far ahead too (zone tables that end early would miss these).
+        assert_eq!(
+            fall_backs(
+                zone("Europe/Berlin"),
+                utc("2045-01-01T00:00:00Z"),
+                utc("2046-01-01T00:00:00Z")
+            )
+            .len(),
+            1
+        );
+    }
+
+    /// Fires every `step` seconds, aligned on the epoch, like `every = "10s"`.
+    fn every(step: i64) -> impl Fn(DateTime<Utc>) -> Option<DateTime<Utc>> {
+        move |t| DateTime::from_timestamp((t.timestamp().div_euclid(step) + 1) * step, 0)
+    }
+
+    #[test]
+    fn a_fall_back_that_repeats_keys_is_refused_unless_the_key_has_the_offset() {
+        let year = (utc("2026-01-01T00:00:00Z"), utc("2027-01-01T00:00:00Z"));
+        let berlin = KeyTemplate::parse("pool.%Y-%m-%d/%H/%M/%S")
+            .unwrap()
+            .in_zone(zone("Europe/Berlin"));
+        let err = berlin
+            .check_fall_backs(year.0, year.1, every(10))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            KeyTemplateError::FallBack {
+                template: "pool.%Y-%m-%d/%H/%M/%S".into(),
+                zone: zone("Europe/Berlin"),
+                key: "pool.2026-10-25/02/00/00".into(),
+                first: utc("2026-10-25T00:00:00Z"),
+                second: utc("2026-10-25T01:00:00Z"),
+            }
+        );
+        // The same with the real schedule, whose fires are whole seconds.
+        let ten = crate::schedule::Schedule::every(std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            berlin
+                .check_fall_backs(year.0, year.1, |t| ten.next_after(t))
+                .map_err(|e| e.to_string()),
+            Err(err.to_string())
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("%z") && msg.contains("key_time_zone_ambiguous = \"accept\""),
+            "{msg}"
+        );
+
+        // The offset in the key tells the two passes apart.
+        for template in ["pool.%Y-%m-%d/%H/%M/%S%z", "pool.%Y-%m-%dT%H:%M:%S%:z"] {
+            let k = KeyTemplate::parse(template)
+                .unwrap()
+                .in_zone(zone("America/New_York"));
+            assert_eq!(k.check_fall_backs(year.0, year.1, every(10)), Ok(()));
+        }
+        // No fall-back, nothing to refuse.
+        let shanghai = berlin.clone().in_zone(zone("Asia/Shanghai"));
+        assert_eq!(shanghai.check_fall_backs(year.0, year.1, every(1)), Ok(()));
+        assert_eq!(
+            KeyTemplate::parse("pool.%H")
+                .unwrap()
+                .check_fall_backs(year.0, year.1, every(10)),
+            Ok(())
+        );
+        // A schedule that never fires in the repeated hour never repeats a key: once a day at
+        // 12:00Z, keyed by day.
+        let noon = |t: DateTime<Utc>| {
+            let day = (t - TimeDelta::hours(12)).timestamp().div_euclid(86400) + 1;
+            DateTime::from_timestamp(day * 86400 + 12 * 3600, 0)
+        };
+        let daily = KeyTemplate::parse("pool.%Y-%m-%d")
+            .unwrap()
+            .in_zone(zone("Europe/Berlin"));
+        assert_eq!(daily.check_fall_backs(year.0, year.1, noon), Ok(()));
+        // Hourly keys and hourly fires do collide.
+        let hourly = KeyTemplate::parse("usage.%Y-%m-%d/%H")
+            .unwrap()
+            .in_zone(zone("Europe/Berlin"));
+        assert!(hourly
+            .check_fall_backs(year.0, year.1, every(3600))
+            .is_err());
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 use crate::catchup;
 use crate::delivery::{Delivered, Delivery, DeliveryError};
@@ -98,8 +99,14 @@ impl Outcome {
 }
 
 /// Turns a snapshot into the object that stores it, rendered into a [`PayloadWriter`] (memory
-/// for small objects, a temporary file for large ones). Only that temporary file can fail.
-pub fn to_object(snapshot: &Snapshot, key: String, format: Format) -> std::io::Result<Object> {
+/// for small objects, a temporary file for large ones). `zone` is the key's: text stamps show
+/// the key's wall clock; metadata stays UTC. Only that temporary file can fail.
+pub fn to_object(
+    snapshot: &Snapshot,
+    key: String,
+    format: Format,
+    zone: Tz,
+) -> std::io::Result<Object> {
     let mut metadata = vec![
         ("job".to_string(), snapshot.job.to_string()),
         ("fire-time".to_string(), snapshot.fire_time.to_rfc3339()),
@@ -117,7 +124,7 @@ pub fn to_object(snapshot: &Snapshot, key: String, format: Format) -> std::io::R
         metadata.push(("window-end".into(), u.window.end.to_rfc3339()));
     }
     let mut body = PayloadWriter::new();
-    format::render_to(snapshot, format, &mut body)?;
+    format::render_to(snapshot, format, zone, &mut body)?;
     Ok(Object {
         key,
         body: body.finish()?,
@@ -130,9 +137,9 @@ pub fn to_object(snapshot: &Snapshot, key: String, format: Format) -> std::io::R
 async fn collect_one(spec: &JobSpec, fire: Fire) -> Result<Object, RunError> {
     let snapshot = spec.job.collect(fire).await?;
     let key = spec.key.render(snapshot.fire_time);
-    let (named, format) = (key.clone(), spec.format);
+    let (named, format, zone) = (key.clone(), spec.format, spec.key.zone());
     // Large reports render to a temporary file: keep that off the async threads.
-    tokio::task::spawn_blocking(move || to_object(&snapshot, named, format))
+    tokio::task::spawn_blocking(move || to_object(&snapshot, named, format, zone))
         .await
         .map_err(std::io::Error::other)
         .and_then(|rendered| rendered)

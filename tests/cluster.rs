@@ -51,12 +51,12 @@ fn capacity_snapshot_equals_ceph_osd_df_tree() {
             .iter()
             .map(|(name, kb, avail, used)| {
                 format!(
-                    "{}>{name}:{kb} kb {avail} kb_avail {used} kb_used",
+                    "{}>{name}:{kb} kb {avail} kb_avail {used} kb_used\n",
                     fire.format("%Y/%m/%d/%H:%M:%S")
                 )
             })
             .collect();
-        assert_eq!(body, expected.join("\n"));
+        assert_eq!(body, expected.concat());
         return;
     }
     panic!("capacity never stood still for one run in 5 attempts");

@@ -675,7 +675,7 @@ async fn pool_good_tree_is_uploaded_in_the_original_text_format_signed_and_check
     assert_eq!(put.method, "PUT");
     let body = String::from_utf8(put.body.clone()).unwrap();
     let (stamp, rest) = body.split_once('>').unwrap();
-    assert_eq!(rest, "default:2097152 kb 2095866 kb_avail 1284 kb_used");
+    assert_eq!(rest, "default:2097152 kb 2095866 kb_avail 1284 kb_used\n");
     // The fire time is "now", truncated to the second; the key is named after it too.
     let fire: DateTime<Utc> = NaiveDateTime::parse_from_str(stamp, "%Y/%m/%d/%H:%M:%S")
         .unwrap_or_else(|e| panic!("{stamp:?}: {e}"))
@@ -726,6 +726,36 @@ async fn pool_good_tree_is_uploaded_in_the_original_text_format_signed_and_check
     );
 }
 
+#[tokio::test]
+async fn key_time_zone_names_the_object_and_stamps_its_lines_in_that_zone_metadata_stays_utc() {
+    let (source, s3) = (capacity_source().await, Fake::bucket().await);
+    let cfg = config(&s3, None, Some(&source), "").replace(
+        "every = \"10s\"\n",
+        "every = \"10s\"\nkey_time_zone = \"Asia/Shanghai\"\n",
+    );
+    let out = run(&cfg, &["--job", "pool_df"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let puts = s3.requests();
+    assert_eq!(puts.len(), 1);
+    let stamp = puts[0].header("x-amz-meta-fire-time").unwrap_or_default();
+    assert!(stamp.ends_with("+00:00"), "metadata stays UTC: {stamp:?}");
+    let fire: DateTime<Utc> = DateTime::parse_from_rfc3339(stamp)
+        .unwrap_or_else(|e| panic!("{stamp:?}: {e}"))
+        .with_timezone(&Utc);
+    // China Standard Time: UTC+8, no DST.
+    let local = fire + chrono::TimeDelta::hours(8);
+    assert_eq!(
+        puts[0].target,
+        local.format("/info/pool.%Y-%m-%d/%H/%M/%S").to_string()
+    );
+    assert_eq!(
+        String::from_utf8(puts[0].body.clone()).unwrap(),
+        local
+            .format("%Y/%m/%d/%H:%M:%S>default:2097152 kb 2095866 kb_avail 1284 kb_used\n")
+            .to_string()
+    );
+}
+
 // ------------------------------------------------------------------ both jobs
 
 #[tokio::test]
@@ -752,7 +782,7 @@ async fn a_failing_job_does_not_stop_the_other() {
     );
     assert!(puts[0]
         .body
-        .ends_with(b">default:2097152 kb 2095866 kb_avail 1284 kb_used"));
+        .ends_with(b">default:2097152 kb 2095866 kb_avail 1284 kb_used\n"));
 }
 
 #[tokio::test]
@@ -767,11 +797,13 @@ async fn dry_run_prints_keys_and_bodies_and_uploads_nothing() {
         &[
             "=== pool.",
             "(text/plain; charset=utf-8, ",
-            ">default:2097152 kb 2095866 kb_avail 1284 kb_used\n",
-            "=== usage.",
+            // Each object ends in exactly one newline: the capacity body's own, and one
+            // printed after the usage body, which has none.
+            ">default:2097152 kb 2095866 kb_avail 1284 kb_used\n=== usage.",
             "\nop: 0 bytes_received:0 bytes_sent:0\n",
         ],
     );
+    assert!(out.stdout.ends_with(" bytes_sent:0\n"), "{:?}", out.stdout);
     assert!(s3.requests().is_empty(), "a dry run reached S3");
 }
 

@@ -87,6 +87,10 @@ fn assert_capacity_body(key: &str, body: &[u8]) {
     let fire = NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d/%H/%M/%S").unwrap();
     let roots = ceph_roots();
     assert_eq!(body.lines().count(), roots.len(), "{key}: {body}");
+    assert!(
+        body.ends_with(" kb_used\n"),
+        "{key}: every line ends in a newline: {body:?}"
+    );
     for (line, (name, ..)) in body.lines().zip(&roots) {
         let rest = line
             .strip_prefix(&format!("{}>{name}:", fire.format("%Y/%m/%d/%H:%M:%S")))
