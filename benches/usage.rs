@@ -134,7 +134,8 @@ fn measure(path: &str, shape: Shape) {
         usage::parse_reader(file, window, true, usize::MAX).expect("the synthetic answer parses");
     let parsed = cpu_seconds() - cpu0;
     let snapshot = Snapshot {
-        job: "rgw_usage",
+        job: "rgw_usage".into(),
+        labels: Default::default(),
         fire_time: window.end,
         collected_at: window.end,
         cluster_fsid: None,

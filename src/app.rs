@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use prometheus_client::metrics::counter::Counter;
 
-use crate::config::Config;
+use crate::config::{Config, JobKind};
 use crate::delivery::Delivery;
 use crate::jobs::pool_df::PoolDf;
 use crate::jobs::rgw_usage::RgwUsage;
+use crate::jobs::Job;
 use crate::pipeline::{Context, JobSpec};
 use crate::s3client::{S3Client, S3Error};
 use crate::sink::{DryRunSink, S3Sink};
@@ -26,12 +27,16 @@ pub enum AppError {
 
 /// Everything a run needs, built from a config.
 pub struct Assembly {
-    /// The enabled jobs, in a fixed order (capacity first).
+    /// The enabled job instances, in the config's order (capacity first).
     pub specs: Vec<JobSpec>,
     pub context: Context,
-    /// Each S3 client's retry counter, by role, for metrics.
-    pub retries: Vec<(&'static str, Counter)>,
+    /// Each S3 client's retry counter, by client (`s3`, or `rgw_admin` with its job), for
+    /// metrics.
+    pub retries: Retries,
 }
+
+/// Retry counters: the client, the job it serves (admin clients), the counter.
+pub type Retries = Vec<(&'static str, Option<String>, Counter)>;
 
 /// Builds the jobs, the delivery path and the state; a dry run prints instead of uploading and
 /// remembers nothing.
@@ -46,42 +51,39 @@ pub fn assemble(config: &Config, dry_run: bool) -> Result<Assembly, AppError> {
     })
 }
 
-type Retries = Vec<(&'static str, Counter)>;
-
 fn jobs(config: &Config) -> Result<(Vec<JobSpec>, Retries), S3Error> {
     let mut specs = Vec::new();
     let mut retries = Vec::new();
-    if let Some(p) = &config.pool_df {
+    for j in &config.jobs {
+        let (job, catch_up_limit): (Arc<dyn Job>, usize) = match &j.kind {
+            JobKind::PoolDf(settings) => {
+                let job = PoolDf {
+                    name: j.name.clone(),
+                    labels: j.labels.clone(),
+                    settings: settings.clone(),
+                    cluster_fsid: config.cluster_fsid.clone(),
+                };
+                (Arc::new(job), 0)
+            }
+            JobKind::RgwUsage(settings) => {
+                let admin = S3Client::new(&settings.rgw)?;
+                retries.push(("rgw_admin", Some(j.name.to_string()), admin.retry_counter()));
+                let job = RgwUsage {
+                    name: j.name.clone(),
+                    labels: j.labels.clone(),
+                    admin,
+                    settings: settings.clone(),
+                    cluster_fsid: config.cluster_fsid.clone(),
+                };
+                (Arc::new(job), settings.catch_up_limit)
+            }
+        };
         specs.push(JobSpec {
-            job: Arc::new(PoolDf {
-                source: p.source.clone(),
-                detail: p.detail,
-                cluster_fsid: config.cluster_fsid.clone(),
-            }),
-            schedule: p.common.schedule.clone(),
-            key: p.common.key.clone(),
-            format: p.common.format,
-            catch_up_limit: 0,
-        });
-    }
-    if let Some(u) = &config.rgw_usage {
-        let admin = S3Client::new(&u.rgw)?;
-        retries.push(("rgw_admin", admin.retry_counter()));
-        specs.push(JobSpec {
-            job: Arc::new(RgwUsage {
-                admin,
-                window: u.window,
-                time_zone: config.time_zone,
-                settle: u.settle,
-                show_entries: u.show_entries,
-                max_buckets: u.max_buckets,
-                uid: u.uid.clone(),
-                cluster_fsid: config.cluster_fsid.clone(),
-            }),
-            schedule: u.common.schedule.clone(),
-            key: u.common.key.clone(),
-            format: u.common.format,
-            catch_up_limit: u.catch_up_limit,
+            job,
+            schedule: j.common.schedule.clone(),
+            key: j.common.key.clone(),
+            format: j.common.format,
+            catch_up_limit,
         });
     }
     Ok((specs, retries))
@@ -105,7 +107,7 @@ fn context(config: &Config, dry_run: bool) -> Result<(Context, Retries), AppErro
         multipart_threshold: config.multipart_threshold,
         part_size: config.multipart_part_size,
     };
-    let retries = vec![("s3", sink.client.retry_counter())];
+    let retries = vec![("s3", None, sink.client.retry_counter())];
     let cx = Context {
         delivery: Delivery::new(Arc::new(sink), Some(spool)),
         state: Some(state),

@@ -3,19 +3,61 @@
 //! Each source returns the bare `osd df tree` JSON bytes; unwrapping the envelopes the HTTP
 //! sources put around it is pure and tested here. Parsing the tree is [`crate::osd_df`]'s job.
 
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use url::Url;
 
-use crate::config::CephSource;
 use crate::http::{self, HttpError};
 
 /// A size no `osd df tree` answer comes near (about 1 KiB per OSD).
 const MAX_TREE_BYTES: u64 = 64 * 1024 * 1024;
 /// How much of a failing command's stderr is kept for its error.
 const STDERR_KEPT: u64 = 64 * 1024;
+
+/// Where `osd df tree` comes from.
+#[derive(Clone, Debug)]
+pub enum CephSource {
+    /// The `ceph` CLI.
+    Command {
+        binary: PathBuf,
+        conf: Option<PathBuf>,
+        keyring: Option<PathBuf>,
+        name: Option<String>,
+        timeout: Duration,
+    },
+    /// The mgr `restful` module (deprecated upstream, still in Pacific).
+    Restful {
+        url: Url,
+        user: String,
+        key: crate::secret::Secret,
+        ca_file: Option<PathBuf>,
+        insecure_skip_verify: bool,
+        timeout: Duration,
+    },
+    /// A URL answering the JSON raw or wrapped as `{"status":..,"output":{..}}`.
+    Http {
+        url: Url,
+        ca_file: Option<PathBuf>,
+        timeout: Duration,
+    },
+}
+
+impl CephSource {
+    /// Where the tree comes from, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            CephSource::Command { binary, .. } => format!("`{} osd df tree`", binary.display()),
+            CephSource::Restful { url, .. } => {
+                format!("the mgr restful module at {}", crate::http::shown(url))
+            }
+            CephSource::Http { url, .. } => crate::http::shown(url),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum CephSourceError {

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 
 use crate::ceph_source;
-use crate::config::{Config, Endpoint};
+use crate::config::{Config, Endpoint, JobKind};
 use crate::http;
 use crate::osd_df;
 use crate::s3client::S3Client;
@@ -64,26 +64,31 @@ pub async fn run(config: &Config) -> Vec<Finding> {
         }
     };
     out.push(bucket_writable(&s3, &config.bucket).await);
-    if let Some(p) = &config.pool_df {
-        let what = format!("pool_df: {} answers", p.source.describe());
-        let r = async {
-            let json = ceph_source::fetch_osd_df_tree(&p.source)
-                .await
-                .map_err(|e| e.to_string())?;
-            let report = osd_df::parse(&json).map_err(|e| e.to_string())?;
-            let roots: Vec<_> = report.roots.iter().map(|r| r.name.as_str()).collect();
-            Ok::<_, String>(format!("CRUSH roots {}", roots.join(", ")))
+    for job in &config.jobs {
+        let name = &job.name;
+        match &job.kind {
+            JobKind::PoolDf(p) => {
+                let what = format!("{name}: {} answers", p.source.describe());
+                let r = async {
+                    let json = ceph_source::fetch_osd_df_tree(&p.source)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let report = osd_df::parse(&json).map_err(|e| e.to_string())?;
+                    let roots: Vec<_> = report.roots.iter().map(|r| r.name.as_str()).collect();
+                    Ok::<_, String>(format!("CRUSH roots {}", roots.join(", ")))
+                }
+                .await;
+                out.push(Finding::from_result(what, r));
+            }
+            JobKind::RgwUsage(u) => {
+                if u.rgw.url != config.s3.url
+                    || u.rgw.credentials.access_key != config.s3.credentials.access_key
+                {
+                    out.extend(endpoint(&u.rgw, &format!("{name}: rgw")).await);
+                }
+                out.push(usage_caps(&u.rgw, name).await);
+            }
         }
-        .await;
-        out.push(Finding::from_result(what, r));
-    }
-    if let Some(u) = &config.rgw_usage {
-        if u.rgw.url != config.s3.url
-            || u.rgw.credentials.access_key != config.s3.credentials.access_key
-        {
-            out.extend(endpoint(&u.rgw, "rgw").await);
-        }
-        out.push(usage_caps(&u.rgw).await);
     }
     out
 }
@@ -198,10 +203,10 @@ async fn bucket_writable(s3: &S3Client, bucket: &str) -> Finding {
 }
 
 /// The usage log can be read (the admin cap `usage=read`), with a window long past.
-async fn usage_caps(e: &Endpoint) -> Finding {
+async fn usage_caps(e: &Endpoint, job: &str) -> Finding {
     let what = format!(
-        "rgw: access key {} may read the usage log",
-        e.credentials.access_key
+        "{job}: access key {} may read the usage log at {}",
+        e.credentials.access_key, e.url
     );
     let r = match S3Client::new(e) {
         Ok(c) => {

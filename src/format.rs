@@ -41,7 +41,12 @@ impl Format {
 struct JsonDocument<'a> {
     schema_version: u32,
     kind: &'static str,
-    job: &'static str,
+    job: &'a str,
+    /// The instance's labels, when the operator gave them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zone: Option<&'a str>,
     cluster_fsid: Option<&'a str>,
     fire_time: chrono::DateTime<chrono::Utc>,
     #[serde(flatten)]
@@ -70,7 +75,9 @@ pub fn render_to(snapshot: &Snapshot, format: Format, zone: Tz, out: impl Write)
             let doc = JsonDocument {
                 schema_version: JSON_SCHEMA_VERSION,
                 kind,
-                job: snapshot.job,
+                job: &snapshot.job,
+                cluster: snapshot.labels.cluster.as_deref(),
+                zone: snapshot.labels.zone.as_deref(),
                 cluster_fsid: snapshot.cluster_fsid.as_deref(),
                 fire_time: snapshot.fire_time,
                 data,
@@ -141,7 +148,8 @@ mod tests {
 
     fn capacity(roots: Vec<CapacityNode>) -> Snapshot {
         Snapshot {
-            job: "pool_df",
+            job: "pool_df".into(),
+            labels: Default::default(),
             fire_time: utc("2026-11-22T13:05:00Z"),
             collected_at: utc("2026-11-22T13:05:00.4Z"),
             cluster_fsid: Some("fsid-1".into()),
@@ -167,7 +175,8 @@ mod tests {
             bytes_received: 1024,
         };
         Snapshot {
-            job: "rgw_usage",
+            job: "rgw_usage".into(),
+            labels: Default::default(),
             fire_time: utc("2026-11-22T13:05:00Z"),
             collected_at: utc("2026-11-22T13:05:01Z"),
             cluster_fsid: None,

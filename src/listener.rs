@@ -31,6 +31,14 @@ pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(15);
 /// A failing `accept` is logged at most this often (with the count in between).
 pub const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// `[http]`: where the listener listens, and the health rule's patience.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Unhealthy when a job has not succeeded for this many of its periods.
+    pub unhealthy_after: u32,
+}
+
 /// What the listener reads at each request.
 pub struct Observed {
     pub metrics: Arc<Metrics>,

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use clap::{CommandFactory, Parser, Subcommand};
 
-use ceph_stats_exporter::config::{Config, HttpConfig};
+use ceph_stats_exporter::config::{Config, JobKind};
 use ceph_stats_exporter::jobs::Fire;
+use ceph_stats_exporter::listener::HttpConfig;
 use ceph_stats_exporter::listener::{self, Listener, Observed};
 use ceph_stats_exporter::logging::{self, LogFormat};
 use ceph_stats_exporter::metrics::Metrics;
@@ -108,12 +109,25 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     };
     let mut wanted = cli.jobs.clone();
     if explicit_window.is_some() {
-        if wanted.iter().any(|j| j != "rgw_usage") {
-            return Err(
-                "--from/--to only apply to rgw_usage: capacity cannot be read for the past".into(),
-            );
+        // Only usage can be read for the past; without --job, every usage instance.
+        let usage: Vec<String> = config
+            .jobs
+            .iter()
+            .filter(|j| matches!(j.kind, JobKind::RgwUsage(_)))
+            .map(|j| j.name.to_string())
+            .collect();
+        if let Some(other) = wanted
+            .iter()
+            .find(|w| config.job(w).is_some() && !usage.contains(w))
+        {
+            return Err(format!(
+                "--from/--to only apply to rgw_usage jobs, and {other} is not one: capacity \
+                 cannot be read for the past"
+            ));
         }
-        wanted = vec!["rgw_usage".into()];
+        if wanted.is_empty() {
+            wanted = usage;
+        }
     }
     let assembly = assemble(&cli, &config, &wanted)?;
 
@@ -144,23 +158,28 @@ fn load_config(path: &std::path::Path) -> Result<Config, String> {
 
 /// `check`: a line per verification on stdout.
 async fn check(path: &std::path::Path) -> ExitCode {
-    let config = match Config::load(path) {
-        Ok(c) => {
-            println!(
-                "ok   config {} parses and its secrets are readable",
-                path.display()
-            );
-            for w in &c.warnings {
-                println!("warn {w}");
-            }
-            c
-        }
+    // A secret that cannot be read is one failing line; the other checks still run.
+    let (config, secret_errors) = match Config::load_in(path, &ceph_stats_exporter::config::Process)
+    {
+        Ok(loaded) => loaded,
         Err(e) => {
             println!("FAIL config: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let findings = ceph_stats_exporter::check::run(&config).await;
+    println!("ok   config {} parses", path.display());
+    let mut findings: Vec<_> = secret_errors
+        .iter()
+        .map(|e| ceph_stats_exporter::check::Finding {
+            ok: false,
+            what: "a secret is readable".into(),
+            detail: e.to_string(),
+        })
+        .collect();
+    for w in &config.warnings {
+        println!("warn {w}");
+    }
+    findings.extend(ceph_stats_exporter::check::run(&config).await);
     for f in &findings {
         if f.ok {
             println!("ok   {}", f.what);
@@ -200,7 +219,7 @@ fn assemble(cli: &Cli, config: &Config, wanted: &[String]) -> Result<app::Assemb
     Ok(assembly)
 }
 
-fn periods(specs: &[JobSpec]) -> Vec<(&'static str, std::time::Duration)> {
+fn periods(specs: &[JobSpec]) -> Vec<(&str, std::time::Duration)> {
     specs
         .iter()
         .map(|s| (s.job.name(), s.schedule.period()))

@@ -58,7 +58,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Metrics for these jobs (name, period); `retries` are the request clients' counters.
-    pub fn new(jobs: &[(&str, Duration)], retries: &[(&str, Counter)]) -> Metrics {
+    pub fn new(jobs: &[(&str, Duration)], retries: &[(&str, Option<String>, Counter)]) -> Metrics {
         let mut registry = Registry::with_prefix("ceph_stats_exporter");
         let m = Metrics {
             runs: Family::default(),
@@ -135,11 +135,17 @@ impl Metrics {
             "Age of the oldest object in the spool",
             m.spool_oldest_age.clone(),
         );
-        for (endpoint, counter) in retries {
-            let sub = registry.sub_registry_with_label((
+        for (client, job, counter) in retries {
+            let mut sub = registry.sub_registry_with_label((
                 std::borrow::Cow::Borrowed("client"),
-                std::borrow::Cow::Owned(endpoint.to_string()),
+                std::borrow::Cow::Owned(client.to_string()),
             ));
+            if let Some(job) = job {
+                sub = sub.sub_registry_with_label((
+                    std::borrow::Cow::Borrowed("job"),
+                    std::borrow::Cow::Owned(job.clone()),
+                ));
+            }
             sub.register(
                 "request_retries",
                 "Requests sent again after a transient failure",
@@ -296,7 +302,7 @@ mod tests {
     fn runs_are_counted_and_exposed_in_text_format() {
         let m = Metrics::new(
             &[("pool_df", Duration::from_secs(10))],
-            &[("s3", Counter::default())],
+            &[("s3", None, Counter::default())],
         );
         let ok = Outcome {
             stored: vec!["k".into()],

@@ -119,6 +119,7 @@ pub fn to_object(
             env!("CARGO_PKG_VERSION").to_string(),
         ),
     ];
+    metadata.extend(snapshot.labels.metadata());
     if let SnapshotData::Usage(u) = &snapshot.data {
         metadata.push(("window-start".into(), u.window.start.to_rfc3339()));
         metadata.push(("window-end".into(), u.window.end.to_rfc3339()));

@@ -91,41 +91,6 @@ pub enum SecretError {
     NoCredentials(String),
 }
 
-impl SecretSource {
-    /// Reads the secret now. An empty value is refused: it would only fail later, less clearly.
-    pub fn resolve(&self) -> Result<Secret, SecretError> {
-        let (value, origin) = match self {
-            SecretSource::Inline(s) => (s.0.clone(), "inline value".to_string()),
-            SecretSource::Env { env } => (
-                std::env::var(env).map_err(|_| SecretError::EnvMissing(env.clone()))?,
-                format!("environment variable {env}"),
-            ),
-            SecretSource::File { file } => read_secret_file(file)?,
-            SecretSource::Credential { credential } => {
-                let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
-                    .ok_or_else(|| SecretError::NoCredentials(credential.clone()))?;
-                read_secret_file(&PathBuf::from(dir).join(credential))?
-            }
-        };
-        if value.is_empty() {
-            return Err(SecretError::Empty(origin));
-        }
-        Ok(Secret(value))
-    }
-}
-
-/// A secret file's text, without its trailing newline, and where it came from.
-fn read_secret_file(file: &std::path::Path) -> Result<(String, String), SecretError> {
-    let text = std::fs::read_to_string(file).map_err(|source| SecretError::File {
-        path: file.to_path_buf(),
-        source,
-    })?;
-    Ok((
-        text.trim_end_matches(['\r', '\n']).to_string(),
-        format!("secret file {}", file.display()),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,43 +110,6 @@ mod tests {
         assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
         let src = parse("key = \"hunter2\"").unwrap();
         assert!(!format!("{src:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn reads_from_file_trimming_the_newline() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k");
-        std::fs::write(&path, "s3cret\n").unwrap();
-        let src = parse(&format!("key = {{ file = {:?} }}", path)).unwrap();
-        assert_eq!(src.resolve().unwrap().expose(), "s3cret");
-    }
-
-    #[test]
-    fn missing_sources_name_the_source_not_the_value() {
-        let src = parse("key = { env = \"CSE_TEST_SURELY_UNSET_VARIABLE\" }").unwrap();
-        let err = src.resolve().unwrap_err().to_string();
-        assert!(err.contains("CSE_TEST_SURELY_UNSET_VARIABLE"), "{err}");
-        let src = parse("key = { file = \"/nonexistent/secret\" }").unwrap();
-        assert!(src
-            .resolve()
-            .unwrap_err()
-            .to_string()
-            .contains("/nonexistent/secret"));
-        let src = parse("key = \"\"").unwrap();
-        assert!(src.resolve().is_err());
-    }
-
-    #[test]
-    fn credentials_come_from_the_systemd_credentials_directory() {
-        let src = parse("key = { credential = \"secret_key\" }").unwrap();
-        // The only test that touches this variable.
-        std::env::remove_var("CREDENTIALS_DIRECTORY");
-        let err = src.resolve().unwrap_err().to_string();
-        assert!(err.contains("LoadCredential"), "{err}");
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("secret_key"), "from-systemd\n").unwrap();
-        std::env::set_var("CREDENTIALS_DIRECTORY", dir.path());
-        assert_eq!(src.resolve().unwrap().expose(), "from-systemd");
     }
 
     #[test]

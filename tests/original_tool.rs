@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ceph_stats_exporter::config::{Config, PoolDfConfig};
+use ceph_stats_exporter::config::{Config, JobConfig};
 use ceph_stats_exporter::format::Format;
 use ceph_stats_exporter::osd_df;
 use ceph_stats_exporter::pipeline::to_object;
@@ -70,23 +70,24 @@ fn original(tree: &Path, zone: &str, fires: &[DateTime<Utc>]) -> Vec<(String, Ve
 }
 
 /// The pool_df job configured with the default key and `key_time_zone = zone`.
-fn job(zone: &str) -> PoolDfConfig {
+fn job(zone: &str) -> JobConfig {
     let config = format!(
         "[s3]\nendpoint = \"http://127.0.0.1:8000\"\naccess_key = \"AK\"\nsecret_key = \"SK\"\n\
          [jobs.pool_df]\nevery = \"10s\"\nkey_time_zone = \"{zone}\"\n\
          key_time_zone_ambiguous = \"accept\"\n"
     );
     let config = Config::from_toml(Path::new("test.toml"), &config).expect("valid config");
-    let job = config.pool_df.expect("pool_df is enabled");
+    let job = config.job("pool_df").expect("pool_df is enabled").clone();
     assert_eq!(job.common.format, Format::Text);
     job
 }
 
 /// The key and body the exporter writes for the same answer and fire time.
-fn exporter(job: &PoolDfConfig, tree: &Path, fire: DateTime<Utc>) -> (String, Vec<u8>) {
+fn exporter(job: &JobConfig, tree: &Path, fire: DateTime<Utc>) -> (String, Vec<u8>) {
     let answer = std::fs::read(tree).expect("fixture");
     let snapshot = Snapshot {
-        job: "pool_df",
+        job: "pool_df".into(),
+        labels: Default::default(),
         fire_time: fire,
         collected_at: fire,
         cluster_fsid: None,

@@ -41,8 +41,8 @@ pub enum JobError {
 /// Something that turns a fire time into a snapshot.
 #[async_trait]
 pub trait Job: Send + Sync {
-    /// The job's name, as in the config (`[jobs.NAME]`) and in `--job NAME`.
-    fn name(&self) -> &'static str;
+    /// The instance's name, as in the config (`[jobs.NAME]`) and in `--job NAME`.
+    fn name(&self) -> &str;
 
     async fn collect(&self, fire: Fire) -> Result<Snapshot, JobError>;
 

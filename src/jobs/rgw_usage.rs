@@ -7,28 +7,47 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::{Fire, Job, JobError, Windowed};
+use crate::config::Endpoint;
 use crate::s3client::S3Client;
-use crate::snapshot::{Snapshot, SnapshotData};
+use crate::snapshot::{Labels, Snapshot, SnapshotData};
 use crate::usage;
 use crate::window::{Window, WindowLength};
 
-pub struct RgwUsage {
-    pub admin: S3Client,
+/// What an `rgw_usage` instance is configured with.
+#[derive(Clone, Debug)]
+pub struct Settings {
     pub window: WindowLength,
+    /// Where `1d` windows start and end (`exporter.time_zone`).
     pub time_zone: Tz,
     /// How long after a window ends it is first read: RGW flushes its usage log late.
     pub settle: Duration,
+    /// At most this many missed windows are fetched per fire.
+    pub catch_up_limit: usize,
     pub show_entries: bool,
+    /// The most distinct buckets one answer may hold (memory).
     pub max_buckets: usize,
     pub uid: Option<String>,
+    /// The admin API of the zone this instance reads.
+    pub rgw: Endpoint,
+}
+
+pub struct RgwUsage {
+    pub name: std::sync::Arc<str>,
+    pub labels: Labels,
+    pub admin: S3Client,
+    pub settings: Settings,
     pub cluster_fsid: Option<String>,
 }
 
 impl Windowed for RgwUsage {
     /// The last window complete (and settled) at `fire_time`.
     fn window_at(&self, fire_time: DateTime<Utc>) -> Result<Window, JobError> {
-        let settled = fire_time - self.settle;
-        Ok(Window::last_complete(settled, self.window, self.time_zone)?)
+        let s = &self.settings;
+        Ok(Window::last_complete(
+            fire_time - s.settle,
+            s.window,
+            s.time_zone,
+        )?)
     }
 }
 
@@ -43,8 +62,8 @@ fn flag(b: bool) -> &'static str {
 
 #[async_trait]
 impl Job for RgwUsage {
-    fn name(&self) -> &'static str {
-        "rgw_usage"
+    fn name(&self) -> &str {
+        &self.name
     }
 
     async fn collect(&self, fire: Fire) -> Result<Snapshot, JobError> {
@@ -56,12 +75,12 @@ impl Job for RgwUsage {
         let end = Window::query_bound(window.end);
         let mut query = vec![
             ("format", "json"),
-            ("show-entries", flag(self.show_entries)),
+            ("show-entries", flag(self.settings.show_entries)),
             ("show-summary", "True"),
             ("start", start.as_str()),
             ("end", end.as_str()),
         ];
-        if let Some(uid) = &self.uid {
+        if let Some(uid) = &self.settings.uid {
             query.push(("uid", uid));
         }
         // The answer can run to hundreds of megabytes on a large cluster: it goes to a
@@ -69,7 +88,7 @@ impl Job for RgwUsage {
         let file = self.admin.admin_get_file("/admin/usage", &query).await?;
         let collected_at = Utc::now();
         let from = format!("{}admin/usage", self.admin.endpoint());
-        let (with_entries, max_buckets) = (self.show_entries, self.max_buckets);
+        let (with_entries, max_buckets) = (self.settings.show_entries, self.settings.max_buckets);
         let parsed = tokio::task::spawn_blocking(move || {
             usage::parse_reader(file, window, with_entries, max_buckets)
         })
@@ -77,7 +96,8 @@ impl Job for RgwUsage {
         .map_err(|e| JobError::Task(e.to_string()))?;
         let report = parsed.map_err(|source| JobError::Usage { from, source })?;
         Ok(Snapshot {
-            job: self.name(),
+            job: self.name.clone(),
+            labels: self.labels.clone(),
             fire_time: fire.time,
             collected_at,
             cluster_fsid: self.cluster_fsid.clone(),
