@@ -23,6 +23,10 @@ pub enum AppError {
     State(#[from] StateError),
     #[error(transparent)]
     Spool(#[from] SpoolError),
+    #[error("--job {name}: no such enabled job (enabled: {})", enabled.join(", "))]
+    UnknownJob { name: String, enabled: Vec<String> },
+    #[error("no job is enabled")]
+    NoJobs,
 }
 
 /// Everything a run needs, built from a config.
@@ -38,10 +42,20 @@ pub struct Assembly {
 /// Retry counters: the client, the job it serves (admin clients), the counter.
 pub type Retries = Vec<(&'static str, Option<String>, Counter)>;
 
-/// Builds the jobs, the delivery path and the state; a dry run prints instead of uploading and
-/// remembers nothing.
-pub fn assemble(config: &Config, dry_run: bool) -> Result<Assembly, AppError> {
-    let (specs, mut retries) = jobs(config)?;
+/// Builds the `wanted` jobs (every enabled one when empty), the delivery path and the state; a
+/// dry run prints instead of uploading and remembers nothing.
+pub fn assemble(config: &Config, dry_run: bool, wanted: &[String]) -> Result<Assembly, AppError> {
+    let enabled = || config.jobs.iter().map(|j| j.name.to_string()).collect();
+    if let Some(name) = wanted.iter().find(|w| config.job(w).is_none()) {
+        return Err(AppError::UnknownJob {
+            name: name.clone(),
+            enabled: enabled(),
+        });
+    }
+    let (specs, mut retries) = jobs(config, wanted)?;
+    if specs.is_empty() {
+        return Err(AppError::NoJobs);
+    }
     let (context, sink_retries) = context(config, dry_run)?;
     retries.extend(sink_retries);
     Ok(Assembly {
@@ -51,10 +65,11 @@ pub fn assemble(config: &Config, dry_run: bool) -> Result<Assembly, AppError> {
     })
 }
 
-fn jobs(config: &Config) -> Result<(Vec<JobSpec>, Retries), S3Error> {
+fn jobs(config: &Config, wanted: &[String]) -> Result<(Vec<JobSpec>, Retries), S3Error> {
     let mut specs = Vec::new();
     let mut retries = Vec::new();
-    for j in &config.jobs {
+    let selected = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
+    for j in config.jobs.iter().filter(|j| selected(&j.name)) {
         let (job, catch_up_limit): (Arc<dyn Job>, usize) = match &j.kind {
             JobKind::PoolDf(settings) => {
                 let job = PoolDf {

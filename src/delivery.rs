@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, Notify};
+use tokio_util::sync::CancellationToken;
 
 use crate::sink::{Object, Sink, SinkError};
 use crate::spool::{Spool, SpoolError};
@@ -106,6 +107,15 @@ impl Delivery {
 
     /// Uploads spooled objects oldest first; stops at the first that fails (keeping it).
     pub async fn flush(&self) -> Result<FlushReport, DeliveryError> {
+        self.flush_until(&CancellationToken::new()).await
+    }
+
+    /// [`Delivery::flush`], stopping between two entries once `stop` is cancelled: an upload
+    /// under way is finished, never cut.
+    pub async fn flush_until(
+        &self,
+        stop: &CancellationToken,
+    ) -> Result<FlushReport, DeliveryError> {
         let Some(spool) = &self.spool else {
             return Ok(FlushReport::default());
         };
@@ -116,6 +126,9 @@ impl Delivery {
             left: entries.len(),
         };
         for path in entries {
+            if stop.is_cancelled() {
+                break;
+            }
             let object = match spool.read(&path) {
                 Ok(o) => o,
                 Err(e @ SpoolError::Corrupt { .. }) => {
@@ -154,13 +167,17 @@ impl Delivery {
             .unwrap_or_else(|e| Err(SinkError::Panicked(crate::panics::message(e))))
     }
 
-    /// Drains the spool every `interval`, or at once when an object is queued behind it.
-    pub async fn run_flusher(&self, interval: Duration) {
-        loop {
-            if let Err(e) = self.flush().await {
+    /// Drains the spool every `interval`, or at once when an object is queued behind it, until
+    /// `stop` is cancelled (after the entry being uploaded then).
+    pub async fn run_flusher(&self, interval: Duration, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            if let Err(e) = self.flush_until(&stop).await {
                 tracing::error!("spool: {e}");
             }
-            let _ = tokio::time::timeout(interval, self.kick.notified()).await;
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::timeout(interval, self.kick.notified()) => {}
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod catchup;
 pub mod ceph_source;
 pub mod check;
 pub mod config;
+pub mod daemon;
 pub mod delivery;
 pub mod format;
 pub mod http;

@@ -2,20 +2,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use clap::{CommandFactory, Parser, Subcommand};
 
+use ceph_stats_exporter::app;
 use ceph_stats_exporter::config::{Config, JobKind};
+use ceph_stats_exporter::daemon::{Daemon, Signals};
 use ceph_stats_exporter::jobs::Fire;
-use ceph_stats_exporter::listener::HttpConfig;
-use ceph_stats_exporter::listener::{self, Listener, Observed};
 use ceph_stats_exporter::logging::{self, LogFormat};
-use ceph_stats_exporter::metrics::Metrics;
 use ceph_stats_exporter::pipeline::{self, Context, JobSpec};
 use ceph_stats_exporter::window::Window;
-use ceph_stats_exporter::{app, scheduler};
+use tokio_util::sync::CancellationToken;
 
 /// Archive Ceph capacity and RGW usage snapshots as objects in S3.
 ///
@@ -129,10 +127,14 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             wanted = usage;
         }
     }
-    let assembly = assemble(&cli, &config, &wanted)?;
+    let assembly = app::assemble(&config, cli.dry_run, &wanted)
+        .map_err(|e| format!("{}: {e}", cli.config.display()))?;
 
     if !cli.once {
-        run_daemon(&cli, config, assembly, &wanted).await?;
+        // Before anything else, so that no signal is missed.
+        let mut signals = Signals::install()?;
+        let daemon = Daemon::start(cli.config.clone(), wanted, cli.dry_run, config, assembly);
+        daemon.await?.run(&mut signals).await?;
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -197,116 +199,6 @@ async fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-/// The jobs, delivery and state of `config`, keeping only the `wanted` jobs (all if empty).
-fn assemble(cli: &Cli, config: &Config, wanted: &[String]) -> Result<app::Assembly, String> {
-    let mut assembly = app::assemble(config, cli.dry_run).map_err(|e| e.to_string())?;
-    let specs = &mut assembly.specs;
-    for w in wanted {
-        if !specs.iter().any(|s| s.job.name() == w) {
-            let enabled: Vec<_> = specs.iter().map(|s| s.job.name()).collect();
-            return Err(format!(
-                "--job {w}: no such enabled job (enabled: {})",
-                enabled.join(", ")
-            ));
-        }
-    }
-    if !wanted.is_empty() {
-        specs.retain(|s| wanted.iter().any(|w| w == s.job.name()));
-    }
-    if specs.is_empty() {
-        return Err(format!("{}: no job is enabled", cli.config.display()));
-    }
-    Ok(assembly)
-}
-
-fn periods(specs: &[JobSpec]) -> Vec<(&str, std::time::Duration)> {
-    specs
-        .iter()
-        .map(|s| (s.job.name(), s.schedule.period()))
-        .collect()
-}
-
-/// The daemon: runs the scheduler until SIGTERM/SIGINT; on SIGHUP, stops it (letting runs in
-/// flight finish), loads the config again and starts anew, or keeps the old config if the new
-/// one is bad. The spool is on disk, so nothing waiting in it is lost across a reload.
-async fn run_daemon(
-    cli: &Cli,
-    mut config: Config,
-    assembly: app::Assembly,
-    wanted: &[String],
-) -> Result<(), String> {
-    let mut signals = Signals::install()?;
-    let app::Assembly {
-        mut specs,
-        context,
-        retries,
-    } = assembly;
-    let mut cx = Arc::new(context);
-    let metrics = Arc::new(Metrics::new(&periods(&specs), &retries));
-    let mut listening = serve_http(config.http.as_ref(), &metrics, &cx).await?;
-    loop {
-        let mut received = Signal::Stop;
-        let stopped = scheduler::run(
-            specs.clone(),
-            cx.clone(),
-            metrics.clone(),
-            config.shutdown_timeout,
-            config.flush_interval,
-            async { received = signals.next().await },
-        )
-        .await;
-        match (received, stopped) {
-            (Signal::Stop, result) => return result.map_err(|e| e.to_string()),
-            (Signal::Reload, Err(e)) => tracing::warn!("reload: {e}"),
-            (Signal::Reload, Ok(())) => {}
-        }
-        let reloaded = load_config(&cli.config)
-            .map(|new| keep_start_only_settings(new, &config))
-            .and_then(|new| assemble(cli, &new, wanted).map(|a| (new, a)));
-        match reloaded {
-            Ok((mut new, a)) => {
-                metrics.set_jobs(&periods(&a.specs));
-                let new_cx = Arc::new(a.context);
-                if new.http != config.http {
-                    if let Some(old) = listening.take() {
-                        old.stop().await;
-                    }
-                    listening = match serve_http(new.http.as_ref(), &metrics, &new_cx).await {
-                        Ok(started) => started,
-                        Err(e) => {
-                            tracing::error!("{e}; [http] stays as it was");
-                            new.http = config.http.clone();
-                            serve_http(new.http.as_ref(), &metrics, &new_cx)
-                                .await
-                                .unwrap_or_else(|e| {
-                                    tracing::error!("{e}: no metrics or health until a reload");
-                                    new.http = None;
-                                    None
-                                })
-                        }
-                    };
-                }
-                (config, specs, cx) = (new, a.specs, new_cx);
-                tracing::info!("configuration reloaded");
-            }
-            Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
-        }
-    }
-}
-
-/// What a reload cannot change: a new state directory would leave the spool and checkpoints of
-/// the old one behind, so the running one stays.
-fn keep_start_only_settings(mut new: Config, running: &Config) -> Config {
-    if new.state_dir != running.state_dir {
-        tracing::warn!(
-            running = %running.state_dir.display(),
-            "exporter.state_dir changes take effect at the next start, not on reload"
-        );
-        new.state_dir = running.state_dir.clone();
-    }
-    new
-}
-
 async fn run_once(
     specs: &[JobSpec],
     now: DateTime<Utc>,
@@ -332,7 +224,7 @@ async fn run_once(
                 };
                 pipeline::run_explicit(spec, fire, cx).await
             }
-            None => pipeline::run_fire(spec, now, cx, ()).await,
+            None => pipeline::run_fire(spec, now, cx, (), &CancellationToken::new()).await,
         };
         for key in &outcome.stored {
             tracing::info!(job = name, key, to = %cx.delivery.describe(), "stored");
@@ -361,73 +253,5 @@ async fn run_once(
             failed.join(", ")
         );
         ExitCode::FAILURE
-    }
-}
-
-/// Starts the listener `[http]` asks for, if any.
-async fn serve_http(
-    http: Option<&HttpConfig>,
-    metrics: &Arc<Metrics>,
-    cx: &Arc<Context>,
-) -> Result<Option<Listener>, String> {
-    let Some(http) = http else {
-        return Ok(None);
-    };
-    let observed = Observed {
-        metrics: metrics.clone(),
-        unhealthy_after: http.unhealthy_after,
-        refresh: spool_gauges(cx.clone(), metrics.clone()),
-    };
-    let started = listener::start(http.listen, observed)
-        .await
-        .map_err(|e| format!("http.listen {}: {e}", http.listen))?;
-    let at = started.addr;
-    tracing::info!("metrics on http://{at}/metrics, health on http://{at}/healthz");
-    Ok(Some(started))
-}
-
-/// Refreshes the spool gauges from disk at scrape time.
-fn spool_gauges(cx: Arc<Context>, metrics: Arc<Metrics>) -> Box<dyn Fn() + Send + Sync> {
-    Box::new(move || {
-        let Some(spool) = cx.delivery.spool() else {
-            return;
-        };
-        match (spool.depth(), spool.oldest_age()) {
-            (Ok(depth), Ok(age)) => metrics.set_spool(depth, age),
-            (Err(e), _) | (_, Err(e)) => tracing::warn!("spool gauges: {e}"),
-        }
-    })
-}
-
-#[derive(Clone, Copy)]
-enum Signal {
-    Stop,
-    Reload,
-}
-
-/// SIGTERM and SIGINT stop the daemon; SIGHUP reloads its config.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> Result<Signals, String> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let install = |kind| signal(kind).map_err(|e| format!("signal handler: {e}"));
-        Ok(Signals {
-            term: install(SignalKind::terminate())?,
-            int: install(SignalKind::interrupt())?,
-            hup: install(SignalKind::hangup())?,
-        })
-    }
-
-    async fn next(&mut self) -> Signal {
-        tokio::select! {
-            _ = self.term.recv() => { tracing::info!("SIGTERM"); Signal::Stop }
-            _ = self.int.recv() => { tracing::info!("SIGINT"); Signal::Stop }
-            _ = self.hup.recv() => { tracing::info!("SIGHUP: reloading the configuration"); Signal::Reload }
-        }
     }
 }

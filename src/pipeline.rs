@@ -17,6 +17,7 @@ use crate::schedule::Schedule;
 use crate::sink::Object;
 use crate::snapshot::{Snapshot, SnapshotData};
 use crate::state::{JobState, StateDir};
+use tokio_util::sync::CancellationToken;
 
 /// A configured job: what it collects and how its objects are named and formatted.
 #[derive(Clone)]
@@ -192,9 +193,11 @@ pub async fn run_fire_caught(
     fire_time: DateTime<Utc>,
     cx: &Arc<Context>,
     collecting: impl Send + 'static,
+    shutdown: CancellationToken,
 ) -> Outcome {
     let (spec, cx) = (spec.clone(), cx.clone());
-    let run = tokio::spawn(async move { run_fire(&spec, fire_time, &cx, collecting).await });
+    let run =
+        tokio::spawn(async move { run_fire(&spec, fire_time, &cx, collecting, &shutdown).await });
     run.await.unwrap_or_else(|e| Outcome {
         errors: vec![RunError::Panicked(crate::panics::message(e))],
         ..Outcome::default()
@@ -206,11 +209,15 @@ pub async fn run_fire_caught(
 /// `collecting` is held while the job collects; for a job that reads the present (capacity) it
 /// is dropped before the object is delivered, so that a slow S3 delays the upload, not the
 /// next fire's snapshot. Windowed jobs hold it to the end: their checkpoint follows delivery.
+///
+/// Once `shutdown` is cancelled no further missed window is fetched; the checkpoint keeps what
+/// was delivered, and the next start goes on from there.
 pub async fn run_fire(
     spec: &JobSpec,
     fire_time: DateTime<Utc>,
     cx: &Context,
     collecting: impl Send,
+    shutdown: &CancellationToken,
 ) -> Outcome {
     let name = spec.job.name();
     let mut outcome = Outcome::default();
@@ -294,6 +301,10 @@ pub async fn run_fire(
                     }
                     let mut gap = false;
                     for p in plan.backlog.iter().chain([&plan.current]) {
+                        if shutdown.is_cancelled() {
+                            tracing::info!(job = name, "shutting down between catch-up windows");
+                            break;
+                        }
                         // After a failed missed window, later ones are still fetched, but the
                         // checkpoint stays before the gap so the next fire tries it again.
                         let fire = Fire {
@@ -387,7 +398,7 @@ mod tests {
             state: None,
         });
         let t = crate::testutil::utc("2026-12-01T07:00:00Z");
-        let outcome = run_fire_caught(&spec, t, &cx, ()).await;
+        let outcome = run_fire_caught(&spec, t, &cx, (), CancellationToken::new()).await;
         assert!(!outcome.ok());
         assert_eq!(outcome.failure_reasons(), ["panic"]);
         let message = outcome.errors[0].to_string();

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::{Mutex, RwLock};
 use tokio_cron_scheduler::{Job as CronJob, JobScheduler, JobSchedulerError};
+use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::pipeline::{self, Context, JobSpec};
@@ -32,21 +33,23 @@ type Guard = Arc<Mutex<Option<DateTime<Utc>>>>;
 /// for them all.
 type InFlight = Arc<RwLock<()>>;
 
-/// Runs until `shutdown` completes, then waits up to `grace` for runs in flight. The spool is
-/// drained in the background every `flush_interval`.
+/// Runs until `shutdown` is cancelled, then waits up to `grace` for runs in flight and for the
+/// spool flusher to finish the entry it is uploading. The spool is drained in the background
+/// every `flush_interval`.
 pub async fn run(
     specs: Vec<JobSpec>,
     cx: Arc<Context>,
     metrics: Arc<Metrics>,
     grace: Duration,
     flush_interval: Duration,
-    shutdown: impl std::future::Future<Output = ()>,
+    shutdown: CancellationToken,
 ) -> Result<(), SchedulerError> {
     let mut sched = JobScheduler::new().await.map_err(SchedulerError::Cron)?;
     let in_flight: InFlight = Arc::new(RwLock::new(()));
     for spec in specs {
         let guard: Guard = Arc::new(Mutex::new(None));
         let (cx, metrics, in_flight) = (cx.clone(), metrics.clone(), in_flight.clone());
+        let shutdown = shutdown.clone();
         tracing::info!(
             job = spec.job.name(),
             schedule = spec.schedule.expr(),
@@ -55,14 +58,10 @@ pub async fn run(
         );
         let expr = spec.schedule.expr().to_string();
         let job = CronJob::new_async(expr.as_str(), move |_, _| {
-            let (spec, cx, guard, metrics, in_flight) = (
-                spec.clone(),
-                cx.clone(),
-                guard.clone(),
-                metrics.clone(),
-                in_flight.clone(),
-            );
-            Box::pin(async move { fire(&spec, &cx, &metrics, guard, in_flight).await })
+            let (spec, cx, guard, metrics) =
+                (spec.clone(), cx.clone(), guard.clone(), metrics.clone());
+            let (in_flight, shutdown) = (in_flight.clone(), shutdown.clone());
+            Box::pin(async move { fire(&spec, &cx, &metrics, guard, in_flight, shutdown).await })
         })
         .map_err(SchedulerError::Cron)?;
         sched.add(job).await.map_err(SchedulerError::Cron)?;
@@ -84,17 +83,22 @@ pub async fn run(
     // No-op outside systemd (no $NOTIFY_SOCKET).
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let flusher = {
-        let cx = cx.clone();
-        tokio::spawn(async move { cx.delivery.run_flusher(flush_interval).await })
+        let (cx, stop) = (cx.clone(), shutdown.clone());
+        tokio::spawn(async move { cx.delivery.run_flusher(flush_interval, stop).await })
     };
 
-    shutdown.await;
+    shutdown.cancelled().await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
-    // What is still spooled stays on disk for the next start.
-    flusher.abort();
     tracing::info!("shutting down: no new runs; waiting up to {grace:?} for runs in flight");
     sched.shutdown().await.map_err(SchedulerError::Cron)?;
-    let finished = tokio::time::timeout(grace, in_flight.write()).await.is_ok();
+    // The flusher stops after the entry it is uploading (a multipart upload is completed or
+    // aborted, never cut); what is still spooled stays on disk for the next start.
+    let finished = tokio::time::timeout(grace, async {
+        let _ = flusher.await;
+        in_flight.write().await
+    })
+    .await
+    .is_ok();
     if finished {
         Ok(())
     } else {
@@ -109,6 +113,7 @@ async fn fire(
     metrics: &Metrics,
     guard: Guard,
     in_flight: InFlight,
+    shutdown: CancellationToken,
 ) {
     let name = spec.job.name();
     let Some(fire_time) = spec.schedule.fire_time_at(Utc::now()) else {
@@ -127,7 +132,7 @@ async fn fire(
         return; // shutting down
     };
     let started = Instant::now();
-    let outcome = pipeline::run_fire_caught(spec, fire_time, cx, last).await;
+    let outcome = pipeline::run_fire_caught(spec, fire_time, cx, last, shutdown).await;
     let took = started.elapsed();
     metrics.record(name, &outcome, took, Utc::now());
     let ms = took.as_millis() as u64;
