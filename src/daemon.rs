@@ -233,3 +233,41 @@ fn spool_gauges(cx: Arc<Context>, metrics: Arc<Metrics>) -> Box<dyn Fn() + Send 
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[s3]\nendpoint = \"http://127.0.0.1:9\"\naccess_key = \"AK\"\n\
+                        secret_key = \"SK\"\n[jobs.pool_df]\nevery = \"1h\"\n";
+
+    #[tokio::test]
+    async fn a_reload_applies_a_good_config_and_keeps_the_running_one_on_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, BASE).unwrap();
+        let config = Config::load(&path).unwrap();
+        let assembly = app::assemble(&config, true, &[]).unwrap();
+        let mut daemon = Daemon::start(path.clone(), vec![], true, config, assembly)
+            .await
+            .unwrap();
+        assert_eq!(daemon.jobs(), ["pool_df"]);
+
+        let more = format!("{BASE}[jobs.usage_x]\nkind = \"rgw_usage\"\nevery = \"1h\"\n");
+        std::fs::write(&path, more).unwrap();
+        daemon.reload().await.unwrap();
+        assert_eq!(daemon.jobs(), ["pool_df", "usage_x"]);
+
+        std::fs::write(&path, format!("{BASE}[jobs.usage_y]\nevery = \"1h\"\n")).unwrap();
+        let err = daemon.reload().await.unwrap_err();
+        assert!(
+            err.contains("jobs.usage_y") && err.contains("kind"),
+            "{err}"
+        );
+        assert_eq!(
+            daemon.jobs(),
+            ["pool_df", "usage_x"],
+            "the running config stays"
+        );
+    }
+}

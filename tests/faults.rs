@@ -61,6 +61,8 @@ enum Reply {
     /// 200 with a body of zeros without length, until the client hangs up or 512 MiB are sent;
     /// counts the bytes sent.
     Endless(Arc<std::sync::atomic::AtomicU64>),
+    /// An empty 200 after this long.
+    SlowOk(Duration),
 }
 
 fn answer(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
@@ -160,6 +162,13 @@ async fn serve(mut stream: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Request>>
         Reply::Hang => std::future::pending().await,
         Reply::Raw(bytes) => {
             let _ = stream.write_all(&bytes).await;
+            let _ = stream.shutdown().await;
+        }
+        Reply::SlowOk(delay) => {
+            tokio::time::sleep(delay).await;
+            let head = "HTTP/1.1 200 Fake\r\nConnection: close\r\nETag: \"slow\"\r\n\
+                        Content-Length: 0\r\n\r\n";
+            let _ = stream.write_all(head.as_bytes()).await;
             let _ = stream.shutdown().await;
         }
         Reply::Endless(sent) => {
@@ -1442,4 +1451,136 @@ async fn idle_clients_cannot_take_the_daemons_descriptors_or_its_log() {
         .filter(|l| l.contains("cannot accept") || l.contains("Too many open files"))
         .count();
     assert!(complaints <= 2, "{complaints} lines:\n{log}");
+}
+
+#[tokio::test]
+async fn a_reload_during_a_multipart_spool_drain_completes_the_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = capacity_source().await;
+    // A first run spools its object: S3 refuses it.
+    let down = Fake::start(answer(503, "text/html", HTML_502)).await;
+    let spooling = config(&down, None, Some(&source), "");
+    assert_eq!(
+        run_in(dir.path(), &spooling, &["--job", "pool_df"])
+            .await
+            .code,
+        1
+    );
+
+    // The daemon drains it as a multipart upload whose part takes 2 s; SIGHUP comes meanwhile.
+    let initiated = "<InitiateMultipartUploadResult><UploadId>u1</UploadId>\
+                     </InitiateMultipartUploadResult>";
+    let s3 = Fake::script(vec![
+        answer(200, "application/xml", initiated),
+        Reply::SlowOk(Duration::from_secs(2)),
+        answer(200, "application/xml", "<CompleteMultipartUploadResult/>"),
+    ])
+    .await;
+    // Every object goes up in parts; the job itself never fires during the test.
+    let cfg = config(&s3, None, Some(&source), "")
+        .replace("retries = 0\n", "retries = 0\nmultipart_threshold = 10\n")
+        .replace("every = \"10s\"", "schedule = \"0 0 0 1 1 *\"");
+    let child = spawn_daemon(dir.path(), &cfg);
+    let started = Instant::now();
+    while s3.requests().len() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the drain never began"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal(&child, "HUP");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = stop_daemon(child).await;
+    let calls: Vec<String> = s3
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect();
+    assert_eq!(calls.len(), 3, "{calls:?}\n{log}");
+    assert!(
+        calls[2].starts_with("POST ") && calls[2].ends_with("?uploadId=u1"),
+        "{calls:?}"
+    );
+    assert_contains_all(&log, &["configuration reloaded", "stored from the spool"]);
+    let left = std::fs::read_dir(dir.path().join("state/spool"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_file())
+        .count();
+    assert_eq!(left, 0, "{log}");
+}
+
+#[tokio::test]
+async fn two_usage_instances_read_their_own_gateways_keep_their_own_checkpoints_and_labels() {
+    let (zone_a, zone_b) = (
+        Fake::start(json(EMPTY_USAGE)).await,
+        Fake::start(json(EMPTY_USAGE)).await,
+    );
+    let s3 = Fake::bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "[s3]\nendpoint = \"{}\"\naccess_key = \"{ACCESS_KEY}\"\nsecret_key = \"{SECRET_KEY}\"\n\
+         retries = 0\n\n\
+         [jobs.usage_a]\nkind = \"rgw_usage\"\nevery = \"1h\"\nformat = \"json\"\n\
+         key = \"a/usage.%Y-%m-%d/%H\"\ncluster = \"main\"\nzone = \"zone-a\"\n\
+         rgw = {{ endpoint = \"{}\", access_key = \"AKA\", secret_key = \"{SECRET_KEY}\" }}\n\n\
+         [jobs.usage_b]\nkind = \"rgw_usage\"\nevery = \"1h\"\nkey = \"b/usage.%Y-%m-%d/%H\"\n\
+         zone = \"zone-b\"\nuid = \"bob\"\nrgw = {{ endpoint = \"{}\" }}\n",
+        s3.url, zone_a.url, zone_b.url
+    );
+    let out = run_in(dir.path(), &cfg, &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    // Each instance asked its own gateway, with its own key and filter.
+    let (a, b) = (zone_a.requests(), zone_b.requests());
+    assert_eq!((a.len(), b.len()), (1, 1));
+    assert!(a[0]
+        .header("authorization")
+        .unwrap()
+        .starts_with("AWS AKA:"));
+    assert!(!a[0].target.contains("uid="), "{}", a[0].target);
+    assert!(b[0].target.contains("uid=bob"), "{}", b[0].target);
+    assert!(b[0]
+        .header("authorization")
+        .unwrap()
+        .starts_with(&format!("AWS {ACCESS_KEY}:")));
+
+    // Stored under each instance's key, labelled; the JSON body names instance and labels.
+    let puts = s3.requests();
+    let put = |prefix: &str| {
+        puts.iter()
+            .find(|p| p.target.starts_with(prefix))
+            .unwrap_or_else(|| panic!("nothing under {prefix}"))
+    };
+    let (pa, pb) = (put("/info/a/usage."), put("/info/b/usage."));
+    assert_eq!(pa.header("x-amz-meta-job"), Some("usage_a"));
+    assert_eq!(pa.header("x-amz-meta-cluster"), Some("main"));
+    assert_eq!(pa.header("x-amz-meta-zone"), Some("zone-a"));
+    assert_eq!(pb.header("x-amz-meta-zone"), Some("zone-b"));
+    assert_eq!(pb.header("x-amz-meta-cluster"), None);
+    let doc: serde_json::Value = serde_json::from_slice(&pa.body).unwrap();
+    assert_eq!(
+        (&doc["job"], &doc["cluster"], &doc["zone"]),
+        (&"usage_a".into(), &"main".into(), &"zone-a".into())
+    );
+
+    // Two checkpoints, one per instance.
+    for name in ["usage_a", "usage_b"] {
+        let state = std::fs::read_to_string(dir.path().join(format!("state/{name}.state.json")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(state.contains("delivered_until"), "{state}");
+    }
+
+    // --job picks an instance by its name.
+    let out = run_in(dir.path(), &cfg, &["--job", "usage_b"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!((zone_a.requests().len(), zone_b.requests().len()), (1, 2));
+    let out = run_in(dir.path(), &cfg, &["--job", "rgw_usage"]).await;
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("no such enabled job (enabled: usage_a, usage_b)"),
+        "{}",
+        out.stderr
+    );
 }
