@@ -391,3 +391,87 @@ fn two_exporters_side_by_side_leave_one_object_per_fire() {
         assert!(docs.windows(2).all(|w| w[0] == w[1]), "{window}: {docs:?}");
     }
 }
+
+#[test]
+#[ignore = "needs the loopback cluster: run dev/test.sh"]
+fn two_usage_instances_catch_up_independently_each_for_its_user() {
+    let _l = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = nonce("instances");
+    let instance = |name: &str, uid: &str| {
+        format!(
+            "[jobs.{name}]\nkind = \"rgw_usage\"\nschedule = \"0 5 * * * *\"\nformat = \"json\"\n\
+             key = \"{prefix}/{name}/usage.%Y-%m-%d/%H/%M/%S\"\nuid = \"{uid}\"\nzone = \"default\"\n"
+        )
+    };
+    let jobs = format!(
+        "{}\n{}",
+        instance("usage_alice", "alice"),
+        instance("usage_bob", "bob")
+    );
+    let cfg = config(dir.path(), &jobs);
+    // alice's instance last delivered three windows ago, bob's two: two and one are missed.
+    let current_end = utc_hour(Utc::now() - TimeDelta::minutes(1));
+    let state = state_dir(&cfg);
+    std::fs::create_dir_all(&state).unwrap();
+    for (name, behind) in [("usage_alice", 3), ("usage_bob", 2)] {
+        let until = current_end - TimeDelta::hours(behind);
+        std::fs::write(
+            state.join(format!("{name}.state.json")),
+            format!(
+                "{{\"last_fire\":null,\"delivered_until\":\"{}\"}}",
+                until.to_rfc3339()
+            ),
+        )
+        .unwrap();
+    }
+
+    let out = exporter(&cfg, &["--once"]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    for (name, user, objects) in [("usage_alice", "alice", 3), ("usage_bob", "bob", 2)] {
+        let keys = list_keys(&format!("{prefix}/{name}/"));
+        assert_eq!(keys.len(), objects, "{name}: {keys:?}\n{log}");
+        for key in keys {
+            let doc: Value = serde_json::from_slice(&get_object(&key)).unwrap();
+            assert_eq!(
+                (&doc["job"], &doc["zone"]),
+                (&name.into(), &"default".into())
+            );
+            let (start, end) = (&doc["window"]["start"], &doc["window"]["end"]);
+            let at = |v: &Value| {
+                DateTime::parse_from_rfc3339(v.as_str().unwrap())
+                    .unwrap()
+                    .format("%Y-%m-%d %H:%M:%S")
+                    .to_string()
+            };
+            let truth = settled_usage(&at(start), &at(end));
+            let theirs: Vec<&Value> = truth["summary"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| s["user"] == user)
+                .collect();
+            // Only this instance's user, with RGW's own numbers.
+            let users = doc["users"].as_object().unwrap();
+            assert!(users.keys().all(|u| u == user), "{key}: {users:?}");
+            assert_eq!(users.len(), theirs.len(), "{key}");
+            for s in theirs {
+                assert_eq!(
+                    counters(&doc["users"][user]["total"]),
+                    counters(&s["total"]),
+                    "{key}"
+                );
+            }
+        }
+        let saved: Value = serde_json::from_slice(
+            &std::fs::read(state.join(format!("{name}.state.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            saved["delivered_until"],
+            current_end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "{name}"
+        );
+    }
+}
