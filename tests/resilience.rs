@@ -238,6 +238,16 @@ fn a_mgr_restart_never_archives_zero_capacity() {
     }
 }
 
+/// A job's state file saying that every window up to `until` was delivered.
+fn write_checkpoint(state: &Path, job: &str, until: DateTime<Utc>) {
+    std::fs::create_dir_all(state).unwrap();
+    let text = format!(
+        "{{\"last_fire\":null,\"delivered_until\":\"{}\"}}",
+        until.to_rfc3339()
+    );
+    std::fs::write(state.join(format!("{job}.state.json")), text).unwrap();
+}
+
 fn utc_hour(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(TimeDelta::hours(1)).unwrap()
 }
@@ -262,15 +272,7 @@ fn missed_usage_windows_are_delivered_late_once_with_their_own_keys() {
     let current_end = utc_hour(now - TimeDelta::minutes(1));
     let until = current_end - TimeDelta::hours(3);
     let state = state_dir(&cfg);
-    std::fs::create_dir_all(&state).unwrap();
-    std::fs::write(
-        state.join("rgw_usage.state.json"),
-        format!(
-            "{{\"last_fire\":null,\"delivered_until\":\"{}\"}}",
-            until.to_rfc3339()
-        ),
-    )
-    .unwrap();
+    write_checkpoint(&state, "rgw_usage", until);
 
     let out = exporter(&cfg, &["--once"]);
     let log = stderr(&out);
@@ -413,17 +415,8 @@ fn two_usage_instances_catch_up_independently_each_for_its_user() {
     // alice's instance last delivered three windows ago, bob's two: two and one are missed.
     let current_end = utc_hour(Utc::now() - TimeDelta::minutes(1));
     let state = state_dir(&cfg);
-    std::fs::create_dir_all(&state).unwrap();
     for (name, behind) in [("usage_alice", 3), ("usage_bob", 2)] {
-        let until = current_end - TimeDelta::hours(behind);
-        std::fs::write(
-            state.join(format!("{name}.state.json")),
-            format!(
-                "{{\"last_fire\":null,\"delivered_until\":\"{}\"}}",
-                until.to_rfc3339()
-            ),
-        )
-        .unwrap();
+        write_checkpoint(&state, name, current_end - TimeDelta::hours(behind));
     }
 
     let out = exporter(&cfg, &["--once"]);
