@@ -569,7 +569,7 @@ fn check_verifies_everything_and_names_what_fails() {
         "ok   s3: clocks agree",
         "ok   bucket info: a probe object can be written and deleted",
         "ok   pool_df: `ceph osd df tree` answers: CRUSH roots default",
-        "ok   rgw: access key EXPORTERACCESSKEY0001 may read the usage log",
+        "ok   rgw_usage: access key EXPORTERACCESSKEY0001 may read the usage log",
         "all 8 checks passed",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
@@ -596,7 +596,7 @@ fn check_verifies_everything_and_names_what_fails() {
     for want in [
         "FAIL bucket no-such-bucket-for-check",
         "NoSuchBucket",
-        "FAIL rgw: access key ALICEACCESSKEY000001 may read the usage log",
+        "FAIL rgw_usage: access key ALICEACCESSKEY000001 may read the usage log",
         "usage=read",
         "2 of 10 checks failed",
     ] {

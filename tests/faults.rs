@@ -1584,3 +1584,34 @@ async fn two_usage_instances_read_their_own_gateways_keep_their_own_checkpoints_
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn check_reports_an_unreadable_secret_on_its_line_and_goes_on() {
+    let s3 = Fake::bucket().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&s3, None, Some(&capacity_source().await), "").replace(
+        &format!("secret_key = \"{SECRET_KEY}\""),
+        "secret_key = { env = \"CSE_SURELY_UNSET_SECRET\" }",
+    );
+    std::fs::write(dir.path().join("config.toml"), cfg).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ceph-stats-exporter"))
+        .arg("--config")
+        .arg(dir.path().join("config.toml"))
+        .arg("check")
+        .env("STATE_DIRECTORY", dir.path().join("state"))
+        .env_remove("CSE_SURELY_UNSET_SECRET")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_contains_all(
+        &text,
+        &[
+            "FAIL a secret is readable",
+            "s3.secret_key: environment variable CSE_SURELY_UNSET_SECRET is not set",
+            "ok   state directory",
+            "ok   pool_df: ",
+        ],
+    );
+}
