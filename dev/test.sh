@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # dev/test.sh: the whole test suite, real-cluster tests included. Run as root on Debian 12.
-# Installs what the tests need (Ceph from Debian's packages, curl, openssl, faketime), starts the
-# loopback cluster (dev/ceph/start.sh; a running one is reused), adds the test users alice and
-# bob, then runs every test: `cargo test -- --include-ignored` (the tests that need the cluster
+# Installs what the tests need (Ceph from Debian's packages, curl, openssl, faketime; DuckDB from
+# PyPI), starts the loopback cluster (dev/ceph/start.sh; a running one is reused), adds the test
+# users alice and bob, then runs every test: `cargo test -- --include-ignored` (the tests that need the cluster
 # are marked #[ignore] so that a bare `cargo test` runs the rest anywhere).
 # Arguments select what cargo test runs (e.g. dev/test.sh --test cluster); default: everything.
 set -euo pipefail
@@ -17,6 +17,10 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+# DuckDB reads the archive in the records test, as an operator's query would.
+python3 -c 'import duckdb' 2>/dev/null ||
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore duckdb
 
 export CEPH_DEV_DIR=${CEPH_DEV_DIR:-/tmp/ceph-dev}
 dev/ceph/start.sh

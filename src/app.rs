@@ -98,6 +98,7 @@ fn jobs(config: &Config, wanted: &[String]) -> Result<(Vec<JobSpec>, Retries), S
             schedule: j.common.schedule.clone(),
             key: j.common.key.clone(),
             format: j.common.format,
+            compression: j.common.compression,
             catch_up_limit,
         });
     }

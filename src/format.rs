@@ -9,6 +9,11 @@
 //!   window and every number the job collected. It holds nothing that varies between two runs
 //!   for the same fire time (no collection time, no exporter version: those go in metadata), so
 //!   a retry or a second exporter writes the same bytes.
+//! * `records` is newline-delimited JSON, one flat record per line, for query engines (see
+//!   [`crate::records`]).
+//!
+//! Any format can be stored gzip-compressed ([`Compression`]): the object's bytes (and its
+//! `Content-MD5`) are then the compressed ones, and its key ends in `.gz`.
 
 use std::io::{self, Write};
 
@@ -26,6 +31,7 @@ pub enum Format {
     #[default]
     Text,
     Json,
+    Records,
 }
 
 impl Format {
@@ -33,6 +39,27 @@ impl Format {
         match self {
             Format::Text => "text/plain; charset=utf-8",
             Format::Json => "application/json",
+            Format::Records => "application/x-ndjson",
+        }
+    }
+}
+
+/// How an object's rendered bytes are stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    None,
+    /// Deterministic gzip (no name, no time in the header): the same body, the same bytes.
+    Gzip,
+}
+
+impl Compression {
+    /// The object's `Content-Type` for bytes of `format`.
+    pub fn content_type(self, format: Format) -> &'static str {
+        match self {
+            Compression::None => format.content_type(),
+            Compression::Gzip => "application/gzip",
         }
     }
 }
@@ -85,8 +112,27 @@ pub fn render_to(snapshot: &Snapshot, format: Format, zone: Tz, out: impl Write)
             serde_json::to_writer_pretty(&mut out, &doc)?;
             out.write_all(b"\n")?;
         }
+        Format::Records => crate::records::write(snapshot, &mut out)?,
     }
     out.flush()
+}
+
+/// [`render_to`], compressed as `compression` says.
+pub fn render_compressed(
+    snapshot: &Snapshot,
+    format: Format,
+    compression: Compression,
+    zone: Tz,
+    out: impl Write,
+) -> io::Result<()> {
+    match compression {
+        Compression::None => render_to(snapshot, format, zone, out),
+        Compression::Gzip => {
+            let mut gz = flate2::GzBuilder::new().write(out, flate2::Compression::default());
+            render_to(snapshot, format, zone, &mut gz)?;
+            gz.finish().map(drop)
+        }
+    }
 }
 
 fn render_text(snapshot: &Snapshot, zone: Tz) -> String {

@@ -24,6 +24,7 @@ pub mod osd_df;
 pub mod panics;
 pub mod payload;
 pub mod pipeline;
+pub mod records;
 pub mod s3auth;
 pub mod s3client;
 pub mod schedule;

@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 
 use crate::catchup;
 use crate::delivery::{Delivered, Delivery, DeliveryError};
-use crate::format::{self, Format};
+use crate::format::{self, Compression, Format};
 use crate::jobs::{Fire, Job, JobError};
 use crate::keys::KeyTemplate;
 use crate::payload::PayloadWriter;
@@ -26,6 +26,7 @@ pub struct JobSpec {
     pub schedule: Schedule,
     pub key: KeyTemplate,
     pub format: Format,
+    pub compression: Compression,
     /// At most this many missed windows are fetched per fire.
     pub catch_up_limit: usize,
 }
@@ -106,6 +107,7 @@ pub fn to_object(
     snapshot: &Snapshot,
     key: String,
     format: Format,
+    compression: Compression,
     zone: Tz,
 ) -> std::io::Result<Object> {
     let mut metadata = vec![
@@ -126,11 +128,11 @@ pub fn to_object(
         metadata.push(("window-end".into(), u.window.end.to_rfc3339()));
     }
     let mut body = PayloadWriter::new();
-    format::render_to(snapshot, format, zone, &mut body)?;
+    format::render_compressed(snapshot, format, compression, zone, &mut body)?;
     Ok(Object {
         key,
         body: body.finish()?,
-        content_type: format.content_type().to_string(),
+        content_type: compression.content_type(format).to_string(),
         metadata,
     })
 }
@@ -139,9 +141,10 @@ pub fn to_object(
 async fn collect_one(spec: &JobSpec, fire: Fire) -> Result<Object, RunError> {
     let snapshot = spec.job.collect(fire).await?;
     let key = spec.key.render(snapshot.fire_time);
-    let (named, format, zone) = (key.clone(), spec.format, spec.key.zone());
+    let (named, format, compression) = (key.clone(), spec.format, spec.compression);
+    let zone = spec.key.zone();
     // Large reports render to a temporary file: keep that off the async threads.
-    tokio::task::spawn_blocking(move || to_object(&snapshot, named, format, zone))
+    tokio::task::spawn_blocking(move || to_object(&snapshot, named, format, compression, zone))
         .await
         .map_err(std::io::Error::other)
         .and_then(|rendered| rendered)
@@ -391,6 +394,7 @@ mod tests {
             schedule: Schedule::every(std::time::Duration::from_secs(10)).unwrap(),
             key: KeyTemplate::parse("pool.%Y-%m-%d/%H/%M/%S").unwrap(),
             format: Format::Text,
+            compression: Compression::None,
             catch_up_limit: 1,
         };
         let cx = Arc::new(Context {

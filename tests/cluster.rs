@@ -642,3 +642,72 @@ fn restful_source_verifies_the_mgr_certificate_by_default() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("certificate"), "{}", stderr(&out));
 }
+
+#[test]
+#[ignore = "needs the loopback cluster: run dev/test.sh"]
+fn duckdb_reads_a_records_archive_as_it_is_and_sums_what_radosgw_admin_says() {
+    let _l = lock();
+    let tag = Utc::now().format("%H%M%S%f").to_string();
+    make_traffic(&tag);
+    let hour = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap();
+    let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let (from, to) = (hour - TimeDelta::hours(1), hour + TimeDelta::hours(1));
+    let expected = settled_usage(&fmt(from), &fmt(to));
+
+    // Two one-hour windows, archived gzipped under Hive-style keys.
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = nonce("records");
+    let cfg = config(
+        dir.path(),
+        &usage_job_at(
+            "schedule = \"0 5 * * * *\"",
+            &format!("{prefix}/usage/date=%Y-%m-%d/hour=%H/usage.jsonl.gz"),
+            "records",
+            "compression = \"gzip\"",
+        ),
+    );
+    for start in [from, hour] {
+        let (s, e) = (
+            start.to_rfc3339(),
+            (start + TimeDelta::hours(1)).to_rfc3339(),
+        );
+        let out = exporter(&cfg, &["--once", "--from", &s, "--to", &e]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    // The archive copied as it is into a local directory, then queried with no loader.
+    let local = tempfile::tempdir().unwrap();
+    let keys = list_keys(&prefix);
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for key in &keys {
+        let path = local.path().join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, get_object(key)).unwrap();
+    }
+    let out = Command::new("python3")
+        .arg(repo().join("tests/duckdb_usage.py"))
+        .arg(local.path().join(&prefix))
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "duckdb: {}", stderr(&out));
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let partitions = got["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 2, "{got}");
+    // The users who made traffic (the exporter's own requests keep coming in meanwhile).
+    for user in ["alice", "bob"] {
+        let s = expected["summary"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["user"] == user)
+            .unwrap_or_else(|| panic!("no usage of {user}"));
+        let want: Vec<u64> = counters(&s["total"]).to_vec();
+        let sums: Vec<u64> = got["owners"][user]
+            .as_array()
+            .unwrap_or_else(|| panic!("{user} missing from {got}"))
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(sums, want, "{user}");
+    }
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ceph_stats_exporter::config::{Config, JobConfig};
-use ceph_stats_exporter::format::Format;
+use ceph_stats_exporter::format::{Compression, Format};
 use ceph_stats_exporter::osd_df;
 use ceph_stats_exporter::pipeline::to_object;
 use ceph_stats_exporter::snapshot::{Snapshot, SnapshotData};
@@ -94,8 +94,14 @@ fn exporter(job: &JobConfig, tree: &Path, fire: DateTime<Utc>) -> (String, Vec<u
         data: SnapshotData::Capacity(osd_df::parse(&answer).expect("a good tree")),
     };
     let key = job.common.key.render(fire);
-    let object =
-        to_object(&snapshot, key.clone(), Format::Text, job.common.key.zone()).expect("rendered");
+    let object = to_object(
+        &snapshot,
+        key.clone(),
+        Format::Text,
+        Compression::None,
+        job.common.key.zone(),
+    )
+    .expect("rendered");
     let body = object.body.read_range(0, object.body.len()).expect("body");
     (key, body.to_vec())
 }

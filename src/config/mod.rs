@@ -17,7 +17,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 use url::Url;
 
-use crate::format::Format;
+use crate::format::{Compression, Format};
 use crate::jobs::{pool_df, rgw_usage};
 use crate::keys::KeyTemplate;
 use crate::listener::HttpConfig;
@@ -108,6 +108,7 @@ pub struct JobCommon {
     pub schedule: Schedule,
     pub key: KeyTemplate,
     pub format: Format,
+    pub compression: Compression,
 }
 
 /// One job instance: `[jobs.NAME]`, of a kind.

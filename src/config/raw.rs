@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::format::Format;
+use crate::format::{Compression, Format};
 use crate::jobs::pool_df::Detail;
 use crate::secret::SecretSource;
 
@@ -119,6 +119,7 @@ pub struct RawJob {
     pub key_time_zone_ambiguous: Ambiguous,
     #[serde(default)]
     pub format: Format,
+    pub compression: Option<Spanned<Compression>>,
     /// Labels of the operator's choosing, carried in JSON bodies and object metadata.
     pub cluster: Option<Spanned<String>>,
     pub zone: Option<Spanned<String>>,

@@ -14,6 +14,7 @@ use super::env::Environment;
 use super::raw::{self, Ambiguous, RawAddressing, RawCephSource, RawConfig, RawJob, RawRgw};
 use super::{Config, ConfigError, Endpoint, JobCommon, JobConfig, JobKind, RetryPolicy};
 use crate::ceph_source::CephSource;
+use crate::format::{Compression, Format};
 use crate::jobs::{pool_df, rgw_usage};
 use crate::keys::KeyTemplate;
 use crate::listener::HttpConfig;
@@ -376,12 +377,21 @@ impl Ctx<'_> {
                     }
                     Some(m) => *m.get_ref(),
                 };
+                let show_entries = j.show_entries.as_ref().is_none_or(|s| *s.get_ref());
+                if common.format == Format::Records && !show_entries {
+                    return Err(self.err(
+                        j.show_entries.as_ref().map(Spanned::span),
+                        &at("show_entries"),
+                        "format = \"records\" writes a record per bucket and category, which \
+                         needs show_entries = true",
+                    ));
+                }
                 JobKind::RgwUsage(rgw_usage::Settings {
                     window,
                     time_zone,
                     settle: j.settle.unwrap_or(Duration::from_secs(60)),
                     catch_up_limit: j.catch_up_limit.map_or(24, Spanned::into_inner),
-                    show_entries: j.show_entries.is_none_or(Spanned::into_inner),
+                    show_entries,
                     max_buckets,
                     uid: j.uid.map(Spanned::into_inner),
                     rgw: self.rgw_endpoint(
@@ -508,10 +518,26 @@ impl Ctx<'_> {
             key.check_distinguishes(pair[0], pair[1])
                 .map_err(|e| self.err(key_span.clone(), &at("key"), e))?;
         }
+        let compression = c
+            .compression
+            .as_ref()
+            .map_or(Compression::None, |s| *s.get_ref());
+        if compression == Compression::Gzip && !key.as_str().ends_with(".gz") {
+            let span = c.compression.as_ref().map(Spanned::span);
+            return Err(self.err(
+                span,
+                &at("compression"),
+                format!(
+                    "gzip objects need a key ending in .gz (query engines go by it): {:?}",
+                    key.as_str()
+                ),
+            ));
+        }
         Ok(JobCommon {
             schedule,
             key,
             format: c.format,
+            compression,
         })
     }
 

@@ -581,3 +581,32 @@ fn two_instances_under_one_key_template_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn gzip_needs_a_gz_key_and_records_need_entries() {
+    let text = MINIMAL.replace(
+        "[jobs.rgw_usage]\n",
+        "[jobs.rgw_usage]\nformat = \"records\"\ncompression = \"gzip\"\n",
+    );
+    let (line, key, msg) = invalid(&text);
+    assert_eq!(
+        (line, key.as_str()),
+        (Some(12), "jobs.rgw_usage.compression")
+    );
+    assert!(msg.contains(".gz"), "{msg}");
+    let ok = text.replace(
+        "compression = \"gzip\"\n",
+        "compression = \"gzip\"\nkey = \"usage/date=%Y-%m-%d/hour=%H/usage.jsonl.gz\"\n",
+    );
+    let u = usage(&load(&ok).unwrap());
+    assert_eq!(
+        (u.common.format, u.common.compression),
+        (Format::Records, crate::format::Compression::Gzip)
+    );
+    let (_, key, msg) = invalid(&ok.replace(
+        "[jobs.rgw_usage]\n",
+        "[jobs.rgw_usage]\nshow_entries = false\n",
+    ));
+    assert_eq!(key, "jobs.rgw_usage.show_entries");
+    assert!(msg.contains("records"), "{msg}");
+}
