@@ -166,11 +166,7 @@ pub struct Config {
 impl Config {
     /// Reads, parses and resolves `path` in the process's environment.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let (config, mut secret_errors) = Config::load_in(path, &Process)?;
-        match secret_errors.is_empty() {
-            true => Ok(config),
-            false => Err(secret_errors.remove(0)),
-        }
+        Config::load_in(path, &Process).and_then(without_secret_errors)
     }
 
     /// Like [`Config::load`], but a secret that cannot be read is not fatal: it comes back as
@@ -203,16 +199,22 @@ impl Config {
         text: &str,
         env: &dyn Environment,
     ) -> Result<Config, ConfigError> {
-        let (config, mut secret_errors) = resolve::resolve(path, text, env)?;
-        match secret_errors.is_empty() {
-            true => Ok(config),
-            false => Err(secret_errors.remove(0)),
-        }
+        resolve::resolve(path, text, env).and_then(without_secret_errors)
     }
 
     /// The enabled instance named `name`.
     pub fn job(&self, name: &str) -> Option<&JobConfig> {
         self.jobs.iter().find(|j| &*j.name == name)
+    }
+}
+
+/// A config to run with: the first secret that could not be read fails it.
+fn without_secret_errors(
+    (config, secret_errors): (Config, Vec<ConfigError>),
+) -> Result<Config, ConfigError> {
+    match secret_errors.into_iter().next() {
+        None => Ok(config),
+        Some(e) => Err(e),
     }
 }
 
