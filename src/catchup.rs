@@ -25,11 +25,15 @@ pub struct Plan {
     pub backlog: Vec<Planned>,
     /// More windows are missed than the limit let into `backlog`; later fires take them.
     pub more: bool,
+    /// The walk over the schedule gave up at this fire time, [`MAX_STEPS`] fires after the
+    /// checkpoint, short of the current window (`more` is set too). Worth a warning: with
+    /// nothing in `backlog`, every later fire gives up at the same place.
+    pub gave_up_at: Option<DateTime<Utc>>,
     pub current: Planned,
 }
 
 /// Fires are walked one by one; a checkpoint this far behind is left to a manual backfill.
-const MAX_STEPS: usize = 1_000_000;
+pub const MAX_STEPS: usize = 1_000_000;
 
 /// Plans the deliveries of the fire at `fire` for a job whose fire times read
 /// `window_at(fire time)`.
@@ -40,6 +44,18 @@ pub fn plan<E>(
     delivered_until: Option<DateTime<Utc>>,
     limit: usize,
 ) -> Result<Plan, E> {
+    plan_walking(schedule, window_at, fire, delivered_until, limit, MAX_STEPS)
+}
+
+/// [`plan`], walking at most `max_steps` fire times (tests lower it to reach the cap).
+fn plan_walking<E>(
+    schedule: &Schedule,
+    window_at: impl Fn(DateTime<Utc>) -> Result<Window, E>,
+    fire: DateTime<Utc>,
+    delivered_until: Option<DateTime<Utc>>,
+    limit: usize,
+    max_steps: usize,
+) -> Result<Plan, E> {
     let current = Planned {
         fire_time: fire,
         window: window_at(fire)?,
@@ -47,6 +63,7 @@ pub fn plan<E>(
     let mut plan = Plan {
         backlog: Vec::new(),
         more: false,
+        gave_up_at: None,
         current,
     };
     let Some(mut expected) = delivered_until else {
@@ -57,8 +74,9 @@ pub fn plan<E>(
     let mut steps = 0;
     while let Some(f) = t.filter(|f| *f < fire) {
         steps += 1;
-        if steps > MAX_STEPS {
+        if steps > max_steps {
             plan.more = true;
+            plan.gave_up_at = Some(f);
             break;
         }
         let w = window_at(f)?;
@@ -75,11 +93,9 @@ pub fn plan<E>(
                 window: w,
             });
             expected = w.end;
-            // No fire before a window's end can ask for it.
-            t = schedule.next_after(expected - TimeDelta::seconds(1));
-        } else {
-            t = schedule.next_after(f);
         }
+        // A fire asks for one window, ended before it: the next missed one is a later fire's.
+        t = schedule.next_after(f);
     }
     Ok(plan)
 }
@@ -194,7 +210,63 @@ mod tests {
         .unwrap();
         assert_eq!(p.backlog.len(), 5);
         assert!(p.more);
+        assert_eq!(p.gave_up_at, None);
         assert_eq!(p.backlog[4].window.end, utc("2026-11-21T18:00:00Z"));
+    }
+
+    #[test]
+    fn a_checkpoint_too_far_behind_sets_more_and_says_where_the_walk_stopped() {
+        // Every second, daily windows: each of a day's 86,400 fires asks for the day before,
+        // so a walk of 1,000 fires from midnight finds no missed window at all.
+        let s = Schedule::cron("* * * * * *").unwrap();
+        let daily =
+            |f| Ok::<_, Infallible>(Window::last_complete(f, WindowLength::Day, Tz::UTC).unwrap());
+        let p = plan_walking(
+            &s,
+            daily,
+            utc("2026-11-22T13:05:00Z"),
+            Some(utc("2026-11-20T00:00:00Z")),
+            24,
+            1_000,
+        )
+        .unwrap();
+        assert!(p.backlog.is_empty());
+        assert!(p.more);
+        // The 1,001st fire from midnight is where it stopped.
+        assert_eq!(p.gave_up_at, Some(utc("2026-11-20T00:16:40Z")));
+        assert_eq!(p.current.window.start, utc("2026-11-21T00:00:00Z"));
+    }
+
+    #[test]
+    fn the_step_cap_counts_each_fire_walked_once() {
+        let s = Schedule::cron("0 5 * * * *").unwrap();
+        let behind = |max_steps| {
+            plan_walking(
+                &s,
+                hourly(60),
+                utc("2026-11-22T13:05:00Z"),
+                Some(utc("2026-11-22T09:00:00Z")),
+                24,
+                max_steps,
+            )
+            .unwrap()
+        };
+        // Four fires to walk: 09:05 (asks for 08:00, delivered), then one per missed window.
+        let p = behind(4);
+        assert_eq!(p.backlog.len(), 3);
+        assert!(!p.more);
+        assert_eq!(p.gave_up_at, None);
+        // Three are not enough: the third missed window's fire is where it stops.
+        let p = behind(3);
+        assert_eq!(
+            backlog(&p),
+            [
+                (utc("2026-11-22T10:05:00Z"), utc("2026-11-22T09:00:00Z")),
+                (utc("2026-11-22T11:05:00Z"), utc("2026-11-22T10:00:00Z")),
+            ]
+        );
+        assert!(p.more);
+        assert_eq!(p.gave_up_at, Some(utc("2026-11-22T12:05:00Z")));
     }
 
     #[test]

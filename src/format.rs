@@ -281,6 +281,12 @@ mod tests {
     }
 
     #[test]
+    fn each_format_declares_its_content_type() {
+        assert_eq!(Format::Text.content_type(), "text/plain; charset=utf-8");
+        assert_eq!(Format::Json.content_type(), "application/json");
+    }
+
+    #[test]
     fn json_is_self_describing_and_free_of_run_specific_values() {
         let doc: serde_json::Value =
             serde_json::from_slice(&render(&usage(), Format::Json)).unwrap();

@@ -302,6 +302,17 @@ pub async fn run_fire(
                             "catching up missed windows"
                         );
                     }
+                    if let (Some(stopped_at), Some(checkpoint)) =
+                        (plan.gave_up_at, state.delivered_until)
+                    {
+                        tracing::warn!(
+                            job = name,
+                            %checkpoint,
+                            %stopped_at,
+                            max_fires = catchup::MAX_STEPS,
+                            "catch-up gave up walking the schedule short of the current window: the checkpoint is too far behind; if this repeats, backfill from it with --once --from/--to, then remove the job's .state.json"
+                        );
+                    }
                     let mut gap = false;
                     for p in plan.backlog.iter().chain([&plan.current]) {
                         if shutdown.is_cancelled() {

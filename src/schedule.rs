@@ -148,6 +148,8 @@ mod tests {
         let cases = [
             (10, "*/10 * * * * *"),
             (1, "*/1 * * * * *"),
+            // A minute is the first interval of the minute field, not a step of 60 seconds.
+            (60, "0 */1 * * * *"),
             (300, "0 */5 * * * *"),
             (3600, "0 0 */1 * * *"),
             (6 * 3600, "0 0 */6 * * *"),

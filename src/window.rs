@@ -234,6 +234,31 @@ mod tests {
     }
 
     #[test]
+    fn a_midnight_in_a_skipped_day_is_the_first_time_after_the_gap() {
+        // Apia skipped all of 2011-12-30 (UTC-10 to UTC+14), Kwajalein 1993-08-21 (UTC-12 to
+        // UTC+12): the search for a day's first local time has to span a whole day.
+        for (zone, midnight, first) in [
+            (
+                "Pacific/Apia",
+                "2011-12-30T00:00:00",
+                "2011-12-30T10:00:00Z",
+            ),
+            (
+                "Pacific/Kwajalein",
+                "1993-08-21T00:00:00",
+                "1993-08-21T12:00:00Z",
+            ),
+        ] {
+            let tz: Tz = zone.parse().unwrap();
+            assert_eq!(
+                to_utc(midnight.parse().unwrap(), tz),
+                Ok(utc(first)),
+                "{zone}"
+            );
+        }
+    }
+
+    #[test]
     fn half_hour_zones_are_refused() {
         let tz: Tz = "Asia/Kolkata".parse().unwrap();
         let err =
@@ -255,6 +280,13 @@ mod tests {
     }
 
     #[test]
+    fn lengths_print_as_they_are_written() {
+        for s in ["1h", "2h", "3h", "4h", "6h", "8h", "12h", "24h", "1d"] {
+            assert_eq!(s.parse::<WindowLength>().unwrap().to_string(), s);
+        }
+    }
+
+    #[test]
     fn explicit_windows_must_be_ordered_and_on_hours() {
         assert!(Window::explicit(utc("2026-11-22T12:00:00Z"), utc("2026-11-22T14:00:00Z")).is_ok());
         assert!(
@@ -263,6 +295,36 @@ mod tests {
         assert!(
             Window::explicit(utc("2026-11-22T12:30:00Z"), utc("2026-11-22T14:00:00Z")).is_err()
         );
+    }
+
+    #[test]
+    fn a_bound_off_the_hour_by_a_minute_a_second_or_a_nanosecond_is_refused() {
+        let (before, after) = (utc("2026-11-22T10:00:00Z"), utc("2026-11-22T14:00:00Z"));
+        for off in [
+            "2026-11-22T12:30:00Z",
+            "2026-11-22T12:00:30Z",
+            "2026-11-22T12:00:00.5Z",
+        ] {
+            let off = utc(off);
+            assert_eq!(
+                Window::explicit(off, after),
+                Err(WindowError::NotOnHour(off))
+            );
+            assert_eq!(
+                Window::explicit(before, off),
+                Err(WindowError::NotOnHour(off))
+            );
+        }
+    }
+
+    #[test]
+    fn a_window_holds_records_of_its_start_hour_but_not_of_its_end_hour() {
+        let w = Window::explicit(utc("2026-11-22T12:00:00Z"), utc("2026-11-22T14:00:00Z")).unwrap();
+        assert!(!w.contains(utc("2026-11-22T11:00:00Z")));
+        assert!(w.contains(utc("2026-11-22T12:00:00Z")));
+        assert!(w.contains(utc("2026-11-22T13:00:00Z")));
+        // The end hour is the next window's first: a record there is not this window's.
+        assert!(!w.contains(utc("2026-11-22T14:00:00Z")));
     }
 
     #[test]
