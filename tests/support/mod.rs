@@ -3,3 +3,5 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod exporter;
+pub mod fake;
