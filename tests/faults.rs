@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 
 use support::exporter::*;
 use support::fake::*;
+use support::fixtures::fixture;
 
 // ------------------------------------------------------------------ running the exporter
 
@@ -49,11 +50,6 @@ async fn usage_failure(reply: Reply, rgw_extra: &str) -> (Outcome, String) {
 }
 
 // ------------------------------------------------------------------ fixtures
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 /// `osd df tree` as the legacy ceph-rest-api serves it: `{"status":"OK","output":<tree>}`.
 fn wrapped_tree(name: &str) -> Vec<u8> {

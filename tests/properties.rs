@@ -7,6 +7,8 @@
 //! also plain `#[test]`s after each group, including the bugs found (marked `#[ignore]` until
 //! fixed). `PROPTEST_CASES=N` overrides every group's case count for a deeper local run.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
@@ -32,6 +34,8 @@ use proptest::sample::{select, subsequence, Index};
 use proptest::test_runner::FileFailurePersistence;
 use serde_json::{json, Value};
 
+use support::fixtures::{fixture, fixture_json};
+
 // ------------------------------------------------------------------------------------------------
 // Shared helpers
 // ------------------------------------------------------------------------------------------------
@@ -49,15 +53,6 @@ fn config(cases: u32, regressions: &'static str) -> ProptestConfig {
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(regressions))),
         ..ProptestConfig::default()
     }
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-fn fixture_json(name: &str) -> Value {
-    serde_json::from_slice(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn utc(secs: i64) -> DateTime<Utc> {

@@ -5,3 +5,4 @@
 pub mod cluster;
 pub mod exporter;
 pub mod fake;
+pub mod fixtures;
