@@ -7,7 +7,7 @@
 //! no code with the exporter, and compared with what `ceph osd df tree` and
 //! `radosgw-admin usage show` say.
 
-mod common;
+mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -17,7 +17,7 @@ use ceph_stats_exporter::payload::{Payload, PayloadWriter};
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::Value;
 
-use common::*;
+use support::cluster::*;
 
 #[test]
 #[ignore = "needs the loopback cluster: run dev/test.sh"]

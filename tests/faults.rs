@@ -6,318 +6,23 @@
 //! what an operator would see: the exit code, one log line naming the job, the URL, the status
 //! and what to do, no panic, no secret, and nothing uploaded from a failed collection.
 
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 
-const ACCESS_KEY: &str = "FAULTSACCESSKEY0001";
-/// Searched for in every run's output: it must never be printed.
-const SECRET_KEY: &str = "SECRET-must-not-leak-1234";
-
-// ------------------------------------------------------------------ fake HTTP servers
-
-/// One request as the fake received it; header names are lower-cased.
-#[derive(Clone, Debug)]
-struct Request {
-    method: String,
-    /// The request target: path and query, as sent.
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// What the fake does once it has read a request.
-#[derive(Clone)]
-enum Reply {
-    /// A complete answer. Without `sized` there is no Content-Length: the body ends when the
-    /// connection does, so the client can only enforce its size limit while streaming.
-    Http {
-        status: u16,
-        content_type: &'static str,
-        body: Vec<u8>,
-        sized: bool,
-    },
-    /// Keeps the connection open and never answers.
-    Hang,
-    /// Resets the connection (RST, not FIN) instead of answering.
-    Reset,
-    /// These bytes, as they are: status line, headers and body.
-    Raw(Vec<u8>),
-    /// 200 with a body of zeros without length, until the client hangs up or 512 MiB are sent;
-    /// counts the bytes sent.
-    Endless(Arc<std::sync::atomic::AtomicU64>),
-    /// An empty 200 after this long.
-    SlowOk(Duration),
-}
-
-fn answer(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
-    Reply::Http {
-        status,
-        content_type,
-        body: body.into(),
-        sized: true,
-    }
-}
-
-fn json(body: impl Into<Vec<u8>>) -> Reply {
-    answer(200, "application/json", body)
-}
-
-/// An answer with exactly these extra header lines (`Name: value`, no CRLF) and no Date of the
-/// fake's own.
-fn with_headers(status: u16, headers: &[&str], body: &str) -> Reply {
-    let mut head = format!("HTTP/1.1 {status} Fake\r\nConnection: close\r\n");
-    for h in headers {
-        head.push_str(h);
-        head.push_str("\r\n");
-    }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    Reply::Raw(head.into_bytes())
-}
-
-/// An HTTP server on 127.0.0.1 that records every request it reads and gives each the same
-/// reply.
-struct Fake {
-    url: String,
-    requests: Arc<Mutex<Vec<Request>>>,
-}
-
-impl Fake {
-    async fn start(reply: Reply) -> Fake {
-        Fake::script(vec![reply]).await
-    }
-
-    /// Answers the n-th connection with `replies[n]`, and every later one with the last reply.
-    async fn script(replies: Vec<Reply>) -> Fake {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let log = requests.clone();
-        tokio::spawn(async move {
-            for n in 0.. {
-                let Ok((stream, _)) = listener.accept().await else {
-                    break;
-                };
-                let reply = replies[n.min(replies.len() - 1)].clone();
-                tokio::spawn(serve(stream, reply, log.clone()));
-            }
-        });
-        Fake { url, requests }
-    }
-
-    /// An S3 endpoint that stores whatever it is sent.
-    async fn bucket() -> Fake {
-        Fake::start(answer(200, "text/plain", "")).await
-    }
-
-    fn requests(&self) -> Vec<Request> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-async fn serve(mut stream: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Request>>>) {
-    let Some(request) = read_request(&mut stream).await else {
-        return;
-    };
-    // Recorded before answering, so it is there once the exporter has exited.
-    log.lock().unwrap().push(request);
-    match reply {
-        Reply::Http {
-            status,
-            content_type,
-            body,
-            sized,
-        } => {
-            // Clients ignore the reason phrase; one closed connection per request keeps the
-            // fake simple.
-            let mut head = format!(
-                "HTTP/1.1 {status} Fake\r\nContent-Type: {content_type}\r\nConnection: close\r\n\
-                 Date: {}\r\n",
-                httpdate::fmt_http_date(std::time::SystemTime::now())
-            );
-            if sized {
-                head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-            }
-            head.push_str("\r\n");
-            // The client may hang up early (a body over its limit): that is not our error.
-            let _ = stream.write_all(head.as_bytes()).await;
-            let _ = stream.write_all(&body).await;
-            let _ = stream.shutdown().await;
-        }
-        Reply::Hang => std::future::pending().await,
-        Reply::Raw(bytes) => {
-            let _ = stream.write_all(&bytes).await;
-            let _ = stream.shutdown().await;
-        }
-        Reply::SlowOk(delay) => {
-            tokio::time::sleep(delay).await;
-            let head = "HTTP/1.1 200 Fake\r\nConnection: close\r\nETag: \"slow\"\r\n\
-                        Content-Length: 0\r\n\r\n";
-            let _ = stream.write_all(head.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        }
-        Reply::Endless(sent) => {
-            let head =
-                "HTTP/1.1 200 Fake\r\nContent-Type: application/xml\r\nConnection: close\r\n\r\n";
-            let _ = stream.write_all(head.as_bytes()).await;
-            let chunk = vec![0u8; 1 << 16];
-            for _ in 0..(512 << 20) / chunk.len() {
-                if stream.write_all(&chunk).await.is_err() {
-                    break;
-                }
-                sent.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-            let _ = stream.shutdown().await;
-        }
-        Reply::Reset => {
-            // Dropped with a zero linger, the socket sends RST.
-            let _ = stream.set_zero_linger();
-        }
-    }
-}
-
-/// Reads a request line, headers and a Content-Length body; `None` if the client went away.
-async fn read_request(stream: &mut TcpStream) -> Option<Request> {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    if reader.read_line(&mut line).await.ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next()?.to_string(), parts.next()?.to_string());
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).await.ok()?;
-        match line.trim_end().split_once(':') {
-            Some((name, value)) => {
-                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()))
-            }
-            None => break,
-        }
-    }
-    let length = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .map_or(0, |(_, v)| v.parse().unwrap_or(0));
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).await.ok()?;
-    Some(Request {
-        method,
-        target,
-        headers,
-        body,
-    })
-}
+use support::exporter::*;
+use support::fake::*;
+use support::fixtures::fixture;
 
 // ------------------------------------------------------------------ running the exporter
-
-/// A config writing to `s3`; each job is enabled when it has a source. `rgw_extra` is added to
-/// the `[rgw]` table.
-fn config(s3: &Fake, usage: Option<&Fake>, pool: Option<&Fake>, rgw_extra: &str) -> String {
-    // No retries unless a test asks for them: each case here is about one answer.
-    let mut c = format!(
-        "[s3]\nendpoint = \"{}\"\naccess_key = \"{ACCESS_KEY}\"\nsecret_key = \"{SECRET_KEY}\"\n\
-         retries = 0\n",
-        s3.url
-    );
-    if let Some(rgw) = usage {
-        c.push_str(&format!(
-            "\n[rgw]\nendpoint = \"{}\"\n{rgw_extra}\n\n[jobs.rgw_usage]\nevery = \"1h\"\n",
-            rgw.url
-        ));
-    }
-    if let Some(source) = pool {
-        c.push_str(&format!(
-            "\n[jobs.pool_df]\nevery = \"10s\"\n\n[jobs.pool_df.source]\ntype = \"http\"\n\
-             url = \"{}/api/v0.1/osd/df.json?output_method=tree\"\n",
-            source.url
-        ));
-    }
-    c
-}
-
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Outcome {
-    /// The log line that reports `job`'s failure.
-    fn failure_of(&self, job: &str) -> &str {
-        let field = format!("job=\"{job}\"");
-        self.stderr
-            .lines()
-            .find(|l| l.contains("ERROR") && l.contains("failed: ") && l.contains(&field))
-            .unwrap_or_else(|| panic!("no failure logged for {job}:\n{}", self.stderr))
-    }
-}
-
-/// Runs `ceph-stats-exporter --once ARGS` on `config`, and checks what must hold for any run:
-/// it ends, does not panic, prints no secret and no colour codes into a pipe.
-async fn run(config: &str, args: &[&str]) -> Outcome {
-    run_in(tempfile::tempdir().unwrap().path(), config, args).await
-}
-
-/// Like [`run`], with the config and the state directory (spool, job state) in `dir`, so that
-/// consecutive runs share them.
-async fn run_in(dir: &std::path::Path, config: &str, args: &[&str]) -> Outcome {
-    let path = dir.join("config.toml");
-    std::fs::write(&path, config).unwrap();
-    let started = Instant::now();
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_ceph-stats-exporter"))
-        .arg("--config")
-        .arg(&path)
-        .arg("--once")
-        .args(args)
-        // The default log level and plain text lines, whatever the caller's environment says.
-        .env_remove("CEPH_STATS_EXPORTER_LOG")
-        .env_remove("JOURNAL_STREAM")
-        .env("STATE_DIRECTORY", dir.join("state"))
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(60), output)
-        .await
-        .expect("the exporter did not finish within 60s")
-        .unwrap();
-    let out = Outcome {
-        code: output
-            .status
-            .code()
-            .expect("the exporter was killed by a signal"),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    };
-    let all = format!("{}{}", out.stdout, out.stderr);
-    assert!(!all.contains("panicked"), "{all}");
-    assert!(
-        !all.contains(SECRET_KEY),
-        "the secret key was printed:\n{all}"
-    );
-    assert!(
-        !out.stderr.contains('\x1b'),
-        "escape codes in a pipe:\n{all}"
-    );
-    out
-}
 
 fn assert_contains_all(text: &str, fragments: &[&str]) {
     for f in fragments {
@@ -345,11 +50,6 @@ async fn usage_failure(reply: Reply, rgw_extra: &str) -> (Outcome, String) {
 }
 
 // ------------------------------------------------------------------ fixtures
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
 
 /// `osd df tree` as the legacy ceph-rest-api serves it: `{"status":"OK","output":<tree>}`.
 fn wrapped_tree(name: &str) -> Vec<u8> {
@@ -846,54 +546,6 @@ async fn capacity_source() -> Fake {
     Fake::start(json(wrapped_tree("ceph-osd-df-tree.json"))).await
 }
 
-/// A port free right now on 127.0.0.1.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts the daemon on `config`, written into `dir` (which also holds its state).
-fn spawn_daemon(dir: &std::path::Path, config: &str) -> tokio::process::Child {
-    std::fs::write(dir.join("config.toml"), config).unwrap();
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_ceph-stats-exporter"))
-        .arg("--config")
-        .arg(dir.join("config.toml"))
-        .env("STATE_DIRECTORY", dir.join("state"))
-        .env_remove("CEPH_STATS_EXPORTER_LOG")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
-fn signal(child: &tokio::process::Child, name: &str) {
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill")
-        .args([&format!("-{name}"), &pid])
-        .status()
-        .unwrap()
-        .success());
-}
-
-/// SIGTERM; the daemon must exit 0 within 30 s. Returns its log.
-async fn stop_daemon(child: tokio::process::Child) -> String {
-    signal(&child, "TERM");
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
-        .await
-        .expect("the daemon stops after SIGTERM")
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{log}");
-    assert!(
-        !log.contains("panicked") && !log.contains(SECRET_KEY),
-        "{log}"
-    );
-    log
-}
-
 /// Runs the daemon on `config` for `secs`, reading `/healthz` and `/metrics` at the end;
 /// returns (health status, health body, metrics, daemon log).
 async fn daemon_and_listener(config: &str, secs: u64) -> (u16, String, String, String) {
@@ -1164,24 +816,6 @@ async fn a_large_usage_answer_streams_through_to_the_same_object_printed_and_upl
     assert_eq!(puts[0].body, body.as_bytes());
     let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(body));
     assert_eq!(puts[0].header("content-md5"), Some(md5.as_str()));
-}
-
-/// Whether the listener on `port` answers `/healthz` (with any status).
-async fn listening(port: u16) -> bool {
-    reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-        .await
-        .is_ok()
-}
-
-/// Waits up to 10 s for `listening(port)` to be `want`.
-async fn await_listening(port: u16, want: bool) -> bool {
-    for _ in 0..100 {
-        if listening(port).await == want {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
 }
 
 #[tokio::test]

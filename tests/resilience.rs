@@ -4,7 +4,7 @@
 //! promises: everything collected arrives, byte for byte, once, in order; no zero capacity is
 //! archived; missed usage windows are delivered late with the keys they would have had.
 
-mod common;
+mod support;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, NaiveDateTime, TimeDelta, Utc};
 use serde_json::Value;
 
-use common::*;
+use support::cluster::*;
 
 /// `dev/ceph/daemon.sh NAME ACTION` (stop, start, restart one daemon of the cluster).
 fn daemon(name: &str, action: &str) {

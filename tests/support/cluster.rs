@@ -1,7 +1,6 @@
 //! Helpers shared by the tests against the real loopback cluster (tests/cluster.rs,
 //! tests/resilience.rs): its environment, an independent S3 client (dev/s3v2.sh), configs, and
-//! the truth according to `ceph` and `radosgw-admin`. Each test binary uses part of them.
-#![allow(dead_code)]
+//! the truth according to `ceph` and `radosgw-admin`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
