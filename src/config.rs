@@ -14,7 +14,8 @@ use url::Url;
 
 use crate::format::Format;
 use crate::keys::KeyTemplate;
-use crate::s3auth::{Addressing, Credentials};
+use crate::s3::retry::RetryPolicy;
+use crate::s3::{Addressing, Credentials};
 use crate::schedule::Schedule;
 use crate::secret::{SecretError, SecretSource};
 use crate::window::WindowLength;
@@ -243,38 +244,6 @@ pub struct HttpConfig {
     pub listen: std::net::SocketAddr,
     /// Unhealthy when a job has not succeeded for this many of its periods.
     pub unhealthy_after: u32,
-}
-
-/// How often and how patiently a failed request is tried again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts after the first.
-    pub retries: u32,
-    /// The first backoff; each later one doubles, up to `max`.
-    pub base: Duration,
-    pub max: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            retries: 4,
-            base: Duration::from_millis(500),
-            max: Duration::from_secs(20),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before retry number `attempt` (1-based): "full jitter", a uniform draw below
-    /// the exponential bound, so that many exporters do not retry in step.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let bound = self
-            .base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-            .min(self.max);
-        bound.mul_f64(fastrand::f64())
-    }
 }
 
 /// An HTTP(S) endpoint with its credentials and timeouts.
@@ -1083,24 +1052,6 @@ schedule = "0 5 * * * *"
         assert!(err.contains("retrys"), "{err}");
         let (line, key, _) = invalid(&MINIMAL.replace("http://127.0.0.1:8000", "ftp://x"));
         assert_eq!((line, key.as_str()), (Some(3), "s3.endpoint"));
-    }
-
-    #[test]
-    fn backoff_grows_exponentially_with_jitter_below_the_cap() {
-        let p = RetryPolicy {
-            retries: 10,
-            base: Duration::from_millis(100),
-            max: Duration::from_secs(1),
-        };
-        for attempt in 1..=10 {
-            let bound = Duration::from_millis(100 * (1 << (attempt - 1))).min(p.max);
-            for _ in 0..50 {
-                assert!(p.delay(attempt) <= bound, "attempt {attempt}");
-            }
-        }
-        // Jitter: draws differ.
-        let draws: std::collections::HashSet<_> = (0..20).map(|_| p.delay(5)).collect();
-        assert!(draws.len() > 1);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::delivery::Object;
-use crate::s3client::{S3Client, S3Error};
+use crate::s3::{S3Client, S3Error};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {

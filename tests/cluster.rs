@@ -314,7 +314,7 @@ fn exporter_endpoint() -> ceph_stats_exporter::config::Endpoint {
 #[test]
 #[ignore = "needs the loopback cluster: run dev/test.sh"]
 fn multipart_uploads_land_whole_on_real_rgw() {
-    use ceph_stats_exporter::s3client::S3Client;
+    use ceph_stats_exporter::s3::S3Client;
     let _l = lock();
     let client = S3Client::new(&exporter_endpoint()).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -370,8 +370,8 @@ fn multipart_uploads_land_whole_on_real_rgw() {
 #[test]
 #[ignore = "needs the loopback cluster: run dev/test.sh"]
 fn signer_handles_awkward_keys_against_real_rgw() {
+    use ceph_stats_exporter::s3::S3Client;
     use ceph_stats_exporter::s3auth::encode_key;
-    use ceph_stats_exporter::s3client::S3Client;
     use ceph_stats_exporter::secret::Secret;
 
     let _l = lock();

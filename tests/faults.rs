@@ -1048,8 +1048,8 @@ async fn a_failed_multipart_upload_is_aborted() {
 async fn a_multipart_upload_whose_parts_changed_on_disk_is_aborted_not_completed() {
     use ceph_stats_exporter::config::Endpoint;
     use ceph_stats_exporter::payload::Payload;
+    use ceph_stats_exporter::s3::S3Client;
     use ceph_stats_exporter::s3auth::{Addressing, Credentials};
-    use ceph_stats_exporter::s3client::S3Client;
     use ceph_stats_exporter::secret::Secret;
     use std::io::{Seek, SeekFrom, Write};
 

@@ -13,11 +13,11 @@ use std::sync::OnceLock;
 use ceph_stats_exporter::jsonwalk::{WalkError, Walker};
 use ceph_stats_exporter::keys::{KeyTemplate, KeyTemplateError};
 use ceph_stats_exporter::osd_df::{self, CapacityReport, OsdDfError};
+use ceph_stats_exporter::s3::error_code;
 use ceph_stats_exporter::s3auth::{
     canonical_amz_headers, canonical_resource, encode_key, signature, string_to_sign,
     SignableRequest,
 };
-use ceph_stats_exporter::s3client::error_code;
 use ceph_stats_exporter::secret::Secret;
 use ceph_stats_exporter::usage::{self, BucketUsage, Counters, UsageError, UsageReport, UserUsage};
 use ceph_stats_exporter::window::{Window, WindowError, WindowLength};
