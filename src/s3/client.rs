@@ -20,7 +20,7 @@ use super::retry::{verdict, Clock, Verdict};
 use super::sign::{self, Signer, Unsigned};
 use super::xml;
 use crate::config::Endpoint;
-use crate::http;
+use crate::http::{self, HttpError};
 use crate::payload::Payload;
 
 /// The most of an error body that is read; the code is near the start. Also the most of the
@@ -382,7 +382,10 @@ impl S3Client {
                     let mut file = tempfile::tempfile().map_err(spill)?;
                     http::copy_limited(resp, limit, timeout, &mut file)
                         .await
-                        .map_err(http_err)?;
+                        .map_err(|e| match e {
+                            HttpError::Write(source) => spill(source),
+                            e => http_err(e),
+                        })?;
                     file.rewind().map_err(spill)?;
                     Body::File(file)
                 }
@@ -427,8 +430,59 @@ async fn read_body(body: &Payload, offset: u64, len: u64, key: &str) -> Result<B
         .await
         .map_err(std::io::Error::other)
         .and_then(|read| read)
-        .map_err(|e| S3Error::Request {
-            what: format!("object {key}"),
-            reason: format!("reading its rendered bytes back: {e}"),
+        .map_err(|source| S3Error::Local {
+            what: format!("object {key}: reading its rendered bytes back"),
+            source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A client for an address nothing listens on: any request sent fails as a transport error.
+    fn nowhere() -> S3Client {
+        S3Client::new(&Endpoint {
+            url: "http://127.0.0.1:9".parse().unwrap(),
+            credentials: sign::Credentials {
+                access_key: "AK".into(),
+                secret_key: crate::secret::Secret::new("SK"),
+            },
+            addressing: super::super::Addressing::Path,
+            connect_timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            max_response_bytes: 1 << 20,
+            retry: super::super::retry::RetryPolicy {
+                retries: 0,
+                ..Default::default()
+            },
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_object_that_cannot_be_read_back_is_a_local_error_and_nothing_is_sent() {
+        let body = b"rendered to a temporary file";
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(body).unwrap();
+        let md5 = super::super::request::content_md5(body);
+        let payload = Payload::from_file_region(file.try_clone().unwrap(), 0, 28, &md5)
+            .unwrap()
+            .unwrap();
+        // The temporary file loses its bytes under the payload (a disk error, say).
+        file.set_len(0).unwrap();
+        let err = nowhere()
+            .put_object("info", "k", &payload, "text/plain", &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, S3Error::Local { .. }), "{err:?}");
+        assert_eq!(verdict(&err, false), Verdict::Fail);
+        let text = err.to_string();
+        assert!(
+            text.contains("object k") && text.contains("local disk"),
+            "{text}"
+        );
+    }
 }

@@ -184,6 +184,18 @@ mod tests {
             (api(404, Some("NoSuchBucket")), Fail),
             (api(400, Some("BadDigest")), Fail),
             (http(HttpError::TooLarge { limit: 1 }), Fail),
+            // Local failures: a full temporary directory does not empty itself on a retry.
+            (
+                http(HttpError::Write(std::io::ErrorKind::StorageFull.into())),
+                Fail,
+            ),
+            (
+                S3Error::Local {
+                    what: "object k".into(),
+                    source: std::io::ErrorKind::StorageFull.into(),
+                },
+                Fail,
+            ),
             (api(403, Some("RequestTimeTooSkewed")), FixClock),
         ];
         for (err, want) in cases {
