@@ -15,7 +15,7 @@ use url::Url;
 use crate::format::Format;
 use crate::keys::KeyTemplate;
 use crate::s3::retry::RetryPolicy;
-use crate::s3::{Addressing, Credentials};
+use crate::s3::{Addressing, Credentials, SignatureVersion, Signing};
 use crate::schedule::Schedule;
 use crate::secret::{SecretError, SecretSource};
 use crate::window::WindowLength;
@@ -97,6 +97,8 @@ struct RawEndpoint {
     retry: RawRetry,
     multipart_threshold: Option<u64>,
     multipart_part_size: Option<Spanned<u64>>,
+    signature: Option<SignatureVersion>,
+    region: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -132,6 +134,8 @@ struct RawRgw {
     max_response_bytes: Option<u64>,
     #[serde(flatten)]
     retry: RawRetry,
+    signature: Option<SignatureVersion>,
+    region: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -256,6 +260,8 @@ pub struct Endpoint {
     pub timeout: Duration,
     pub max_response_bytes: u64,
     pub retry: RetryPolicy,
+    /// The signature version and, for v4, the region.
+    pub signing: Signing,
 }
 
 /// Where `osd df tree` comes from.
@@ -622,7 +628,48 @@ fn endpoint(cx: &Ctx<'_>, e: &RawEndpoint) -> Result<Endpoint, ConfigError> {
         timeout: e.timeout.unwrap_or(DEFAULT_TIMEOUT),
         max_response_bytes: DEFAULT_MAX_RESPONSE,
         retry: e.retry.over(&RetryPolicy::default()),
+        signing: signing(
+            cx,
+            e.signature,
+            e.region.as_ref(),
+            &Signing::default(),
+            "s3",
+        )?,
     })
+}
+
+/// `signature` and `region`, each defaulting to `fallback`'s.
+fn signing(
+    cx: &Ctx<'_>,
+    signature: Option<SignatureVersion>,
+    region: Option<&Spanned<String>>,
+    fallback: &Signing,
+    table: &str,
+) -> Result<Signing, ConfigError> {
+    let region = match region {
+        None => fallback.region.clone(),
+        // It is a field of the v4 credential scope (`AK/date/REGION/s3/aws4_request`).
+        Some(r) if r.get_ref().is_empty() || !r.get_ref().chars().all(region_char) => {
+            return Err(cx.err(
+                Some(r.span()),
+                &format!("{table}.region"),
+                format!(
+                    "{:?} is not a region name (letters, digits, '-', '_', '.'; for RGW its \
+                     zonegroup's api_name, e.g. \"us-east-1\" or \"default\")",
+                    r.get_ref()
+                ),
+            ))
+        }
+        Some(r) => r.get_ref().clone(),
+    };
+    Ok(Signing {
+        version: signature.unwrap_or(fallback.version),
+        region,
+    })
+}
+
+fn region_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
 fn rgw_endpoint(
@@ -653,6 +700,7 @@ fn rgw_endpoint(
         timeout: r.timeout.unwrap_or(s3.timeout),
         max_response_bytes: r.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE),
         retry: r.retry.over(&s3.retry),
+        signing: signing(cx, r.signature, r.region.as_ref(), &s3.signing, "rgw")?,
     })
 }
 
@@ -1052,6 +1100,65 @@ schedule = "0 5 * * * *"
         assert!(err.contains("retrys"), "{err}");
         let (line, key, _) = invalid(&MINIMAL.replace("http://127.0.0.1:8000", "ftp://x"));
         assert_eq!((line, key.as_str()), (Some(3), "s3.endpoint"));
+    }
+
+    #[test]
+    fn signature_and_region_default_to_v2_and_rgw_inherits_each_alone() {
+        let c = load(MINIMAL).unwrap();
+        assert_eq!(c.s3.signing, Signing::default());
+        assert_eq!(c.s3.signing.version, SignatureVersion::V2);
+        assert_eq!(c.s3.signing.region, "us-east-1");
+        let with = |s3: &str, rgw: &str| {
+            let text = MINIMAL
+                .replace(
+                    "secret_key = \"SK-very-secret\"",
+                    &format!("secret_key = \"SK-very-secret\"\n{s3}"),
+                )
+                .replace("[jobs.pool_df]", &format!("[rgw]\n{rgw}\n[jobs.pool_df]"));
+            let c = load(&text).unwrap();
+            (c.s3.signing, c.rgw_usage.unwrap().rgw.signing)
+        };
+        let v4 = |region: &str| Signing {
+            version: SignatureVersion::V4,
+            region: region.into(),
+        };
+        let v2 = |region: &str| Signing {
+            version: SignatureVersion::V2,
+            region: region.into(),
+        };
+        assert_eq!(
+            with("signature = \"v4\"", ""),
+            (v4("us-east-1"), v4("us-east-1"))
+        );
+        assert_eq!(
+            with(
+                "signature = \"v4\"\nregion = \"default\"",
+                "region = \"zg2\""
+            ),
+            (v4("default"), v4("zg2"))
+        );
+        assert_eq!(
+            with("region = \"eu-west-1\"", "signature = \"v4\""),
+            (v2("eu-west-1"), v4("eu-west-1"))
+        );
+        assert_eq!(
+            with("signature = \"v4\"", "signature = \"v2\""),
+            (v4("us-east-1"), v2("us-east-1"))
+        );
+        let err = load(&MINIMAL.replace(
+            "access_key = \"AK\"",
+            "access_key = \"AK\"\nsignature = \"v3\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("line 5") && err.contains("v3"), "{err}");
+        for bad in ["", "us east", "a/b"] {
+            let (line, key, _) = invalid(&MINIMAL.replace(
+                "access_key = \"AK\"",
+                &format!("access_key = \"AK\"\nregion = \"{bad}\""),
+            ));
+            assert_eq!((line, key.as_str()), (Some(5), "s3.region"), "{bad:?}");
+        }
     }
 
     #[test]

@@ -308,6 +308,7 @@ fn exporter_endpoint() -> ceph_stats_exporter::config::Endpoint {
         timeout: Duration::from_secs(20),
         max_response_bytes: 1 << 20,
         retry: Default::default(),
+        signing: Default::default(),
     }
 }
 

@@ -1082,6 +1082,7 @@ async fn a_multipart_upload_whose_parts_changed_on_disk_is_aborted_not_completed
         timeout: Duration::from_secs(5),
         max_response_bytes: 1 << 20,
         retry: Default::default(),
+        signing: Default::default(),
     })
     .unwrap();
     let err = client

@@ -70,7 +70,7 @@ impl S3Client {
         Ok(S3Client {
             http,
             endpoint: endpoint.clone(),
-            signer: sign::signer(&endpoint.credentials),
+            signer: sign::signer(&endpoint.credentials, &endpoint.signing),
             clock: Clock::default(),
             retries: Counter::default(),
         })
@@ -454,6 +454,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
             max_response_bytes: 1 << 20,
+            signing: Default::default(),
             retry: super::super::retry::RetryPolicy {
                 retries: 0,
                 ..Default::default()

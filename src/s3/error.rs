@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 
+use super::xml;
 use crate::http::{self, HttpError};
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +157,23 @@ pub fn hint(
             "the secret key does not match access key {} (or a proxy rewrote the request)",
             cx.access_key
         ),
+        // AWS names the bucket's region when a v4 signature names another.
+        Some("AuthorizationHeaderMalformed") => match xml::field(body, "Region")
+            .filter(|r| r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        {
+            Some(region) => format!(
+                "the bucket is in region {region}: set region = \"{region}\" (in [s3], or [rgw])"
+            ),
+            None => "the Authorization header was refused: check signature and region".into(),
+        },
+        // AWS S3 buckets created since mid-2020, and some gateways, take v4 only.
+        Some("InvalidRequest")
+            if xml::field(body, "Message").is_some_and(|m| m.contains("AWS4-HMAC-SHA256")) =>
+        {
+            "this server accepts only AWS signature v4: set signature = \"v4\" and its region \
+             (in [s3], or [rgw])"
+                .into()
+        }
         Some("NoSuchBucket") => format!(
             "the bucket does not exist: create it first (e.g. `s3cmd mb` or a PUT on {})",
             cx.resource.split('/').take(2).collect::<Vec<_>>().join("/")
@@ -262,6 +280,49 @@ mod tests {
         )
         .unwrap();
         assert!(h.contains("<html>bad gateway"), "{h}");
+    }
+
+    #[test]
+    fn a_server_that_wants_v4_or_another_region_says_which_setting_to_change() {
+        let bad_request = StatusCode::BAD_REQUEST;
+        let body =
+            b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidRequest</Code>\
+            <Message>The authorization mechanism you have provided is not supported. Please use \
+            AWS4-HMAC-SHA256.</Message><RequestId>R</RequestId></Error>";
+        let h = hint(
+            bad_request,
+            error_code(body).as_deref(),
+            body,
+            &cx("/b/k", 0),
+        )
+        .unwrap();
+        assert!(h.contains("signature = \"v4\""), "{h}");
+        let body = b"<Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization \
+            header is malformed; the region 'us-east-1' is wrong; expecting 'eu-central-1'\
+            </Message><Region>eu-central-1</Region></Error>";
+        let h = hint(
+            bad_request,
+            error_code(body).as_deref(),
+            body,
+            &cx("/b/k", 0),
+        )
+        .unwrap();
+        assert!(h.contains("region = \"eu-central-1\""), "{h}");
+        // A region that is not a region name is not repeated.
+        let body = b"<Error><Code>AuthorizationHeaderMalformed</Code><Region>a\nb</Region></Error>";
+        let h = hint(
+            bad_request,
+            Some("AuthorizationHeaderMalformed"),
+            body,
+            &cx("/b/k", 0),
+        );
+        assert!(h.unwrap().contains("check signature and region"));
+        // Another InvalidRequest is not about signatures.
+        let body = b"<Error><Code>InvalidRequest</Code><Message>other</Message></Error>";
+        assert_eq!(
+            hint(bad_request, Some("InvalidRequest"), body, &cx("/b/k", 0)),
+            None
+        );
     }
 
     #[test]

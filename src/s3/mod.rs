@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | [`request`] | pure builders: each request (PUT, multipart initiate/part/complete/abort, DELETE, admin GET) as method, encoded path and query, headers and body |
 //! | [`xml`] | the small XML documents: the multipart complete body, fields of answers |
-//! | [`sign`] | the [`Signer`](sign::Signer) seam, pure: (request, time) to the headers to add; [`sign::v2`] hand-written, the default |
+//! | [`sign`] | the [`Signer`](sign::Signer) seam, pure: (request, time) to the headers to add; [`sign::v2`] hand-written, the default; [`sign::v4`] from the `aws-sigv4` crate |
 //! | [`retry`] | the policy: which failures are retried, the backoff with jitter, the clock correction from a server's `Date` |
 //! | [`error`] | [`S3Error`], the error code of an answer's body, and the hint an operator gets for each code |
 //! | [`client`] | the transport: sends a built request, signed at send time, under timeouts and size limits, as [`retry`] says |
@@ -23,7 +23,7 @@ pub mod xml;
 pub use client::S3Client;
 pub use error::{error_code, S3Error};
 pub use request::Addressing;
-pub use sign::Credentials;
+pub use sign::{Credentials, SignatureVersion, Signing};
 
 #[cfg(test)]
 mod tests {
