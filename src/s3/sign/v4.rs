@@ -8,7 +8,9 @@
 //!   services want) and not normalized (`a//b` and `a/./b` are keys, not paths to tidy);
 //! - the time is the caller's (injected, like v2's), the service `s3`, the region configured.
 //!
-//! RGW checks v4 on the admin API the same way, with the same service name.
+//! RGW checks v4 on the admin API the same way, with the same service name. One corner differs
+//! between implementations: a header value with a tab next to a space (aws-sigv4 collapses runs
+//! of spaces only; RGW and botocore any white space). No header the exporter sends has one.
 
 use std::time::SystemTime;
 
