@@ -18,7 +18,7 @@ use super::error::{error_code, hint, Context, S3Error};
 use super::request::{Keep, Request, Target};
 use super::retry::{verdict, Clock, Verdict};
 use super::sign::{self, Signer, Unsigned};
-use super::xml;
+use super::xml::{self, ListPage};
 use crate::config::Endpoint;
 use crate::http::{self, HttpError};
 use crate::payload::Payload;
@@ -189,22 +189,52 @@ impl S3Client {
         self.send(&req).await.map(drop)
     }
 
+    /// GET of a whole object, up to the endpoint's `max_response_bytes`.
+    pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, S3Error> {
+        let req = self.target().get_object(bucket, key);
+        self.send_for_bytes(&req, key).await
+    }
+
+    /// One page of the keys under `prefix` (ListObjectsV2): pass the page's `next` back as
+    /// `continuation` for the following one.
+    pub async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<&str>,
+        max_keys: u32,
+    ) -> Result<ListPage, S3Error> {
+        let req = self
+            .target()
+            .list_objects(bucket, prefix, continuation, max_keys);
+        let answer = self.send_for_bytes(&req, bucket).await?;
+        xml::list_page(&answer).map_err(|reason| S3Error::Request {
+            what: format!("the listing of bucket {bucket} under {prefix:?}"),
+            reason,
+        })
+    }
+
     /// A signed GET on the admin API (`/admin/usage`, ...); returns the body.
     pub async fn admin_get(
         &self,
         resource: &str,
         query: &[(&str, &str)],
     ) -> Result<Vec<u8>, S3Error> {
-        let spilled = |source| S3Error::Local {
-            what: format!("reading the answer of {resource} back"),
-            source,
-        };
         let req = self.target().admin_get(resource, query, false);
-        match self.send(&req).await?.body {
+        self.send_for_bytes(&req, resource).await
+    }
+
+    /// Sends a request whose answer is kept, and returns that answer's bytes.
+    async fn send_for_bytes(&self, req: &Request, what: &str) -> Result<Vec<u8>, S3Error> {
+        match self.send(req).await?.body {
             Body::Memory(body) => Ok(body),
             Body::File(mut file) => {
                 let mut body = Vec::new();
-                file.read_to_end(&mut body).map_err(spilled)?;
+                file.read_to_end(&mut body)
+                    .map_err(|source| S3Error::Local {
+                        what: format!("reading the answer of {what} back"),
+                        source,
+                    })?;
                 Ok(body)
             }
         }

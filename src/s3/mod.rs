@@ -3,8 +3,8 @@
 //!
 //! | file | its one job |
 //! | --- | --- |
-//! | [`request`] | pure builders: each request (PUT, multipart initiate/part/complete/abort, DELETE, admin GET) as method, encoded path and query, headers and body |
-//! | [`xml`] | the small XML documents: the multipart complete body, fields of answers |
+//! | [`request`] | pure builders: each request (PUT, multipart initiate/part/complete/abort, DELETE, GET, ListObjectsV2, admin GET) as method, encoded path and query, headers and body |
+//! | [`xml`] | the small XML documents: the multipart complete body, fields of answers, a listing page |
 //! | [`sign`] | the [`Signer`](sign::Signer) seam, pure: (request, time) to the headers to add; [`sign::v2`] hand-written, the default; [`sign::v4`] from the `aws-sigv4` crate |
 //! | [`retry`] | the policy: which failures are retried, the backoff with jitter, the clock correction from a server's `Date` |
 //! | [`error`] | [`S3Error`], the error code of an answer's body, and the hint an operator gets for each code |

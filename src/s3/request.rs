@@ -76,6 +76,11 @@ impl Target<'_> {
         self.bucket_and(bucket, &format!("/{}", encode_key(key)))
     }
 
+    /// The path of a bucket itself (`/bucket/`, or `/` virtual-host style).
+    fn bucket(&self, bucket: &str) -> (String, Option<String>) {
+        self.bucket_and(bucket, "/")
+    }
+
     fn bucket_and(&self, bucket: &str, rest: &str) -> (String, Option<String>) {
         match self.addressing {
             Addressing::Path => (format!("{}/{bucket}{rest}", self.base_path), None),
@@ -188,6 +193,37 @@ impl Target<'_> {
         self.request("DELETE object", Method::DELETE, at, None)
     }
 
+    /// GET of a whole object, held in memory (up to the endpoint's `max_response_bytes`).
+    pub fn get_object(&self, bucket: &str, key: &str) -> Request {
+        let at = self.object(bucket, key);
+        let mut r = self.request("GET object", Method::GET, at, None);
+        r.keep = Keep::Memory;
+        r
+    }
+
+    /// One page of ListObjectsV2: keys under `prefix`, after the page that gave `continuation`,
+    /// at most `max_keys` (S3 caps a page at 1000). Keys come back URL-encoded
+    /// (`encoding-type=url`), so that no key can upset the XML.
+    pub fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        continuation: Option<&str>,
+        max_keys: u32,
+    ) -> Request {
+        let mut query = format!(
+            "list-type=2&encoding-type=url&max-keys={max_keys}&prefix={}",
+            encode_query(prefix)
+        );
+        if let Some(token) = continuation {
+            query.push_str(&format!("&continuation-token={}", encode_query(token)));
+        }
+        let at = self.bucket(bucket);
+        let mut r = self.request("list objects", Method::GET, at, Some(query));
+        r.keep = Keep::Memory;
+        r
+    }
+
     /// A GET on the RGW admin API (`/admin/usage`, ...); `to_file` keeps a large answer in a
     /// temporary file. The admin API always takes the path, whatever the addressing.
     pub fn admin_get(&self, resource: &str, query: &[(&str, &str)], to_file: bool) -> Request {
@@ -227,6 +263,147 @@ pub fn content_md5(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PATH: Target<'static> = Target {
+        base_path: "",
+        addressing: Addressing::Path,
+    };
+    /// Virtual-host style, on a gateway behind a path prefix.
+    const VHOST: Target<'static> = Target {
+        base_path: "/s3",
+        addressing: Addressing::VirtualHost,
+    };
+
+    /// (method, path, query, bucket in the host) of a request.
+    fn line(r: &Request) -> (&str, &str, Option<&str>, Option<&str>) {
+        (
+            r.method.as_str(),
+            &r.path,
+            r.query.as_deref(),
+            r.vhost_bucket.as_deref(),
+        )
+    }
+
+    fn names(r: &Request) -> Vec<&str> {
+        r.headers.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn an_object_put_carries_its_checksum_type_and_metadata() {
+        let meta = [("job".to_string(), "pool_df".to_string())];
+        let body = Bytes::from_static(b"abc");
+        let r = PATH.put_object(
+            "info",
+            "pool.x/1 2",
+            body.clone(),
+            "MD5".into(),
+            "text/plain",
+            &meta,
+        );
+        assert_eq!(line(&r), ("PUT", "/info/pool.x/1%202", None, None));
+        assert_eq!(
+            r.headers,
+            [
+                ("Content-Type".to_string(), "text/plain".to_string()),
+                ("Content-MD5".into(), "MD5".into()),
+                ("x-amz-meta-job".into(), "pool_df".into()),
+            ]
+        );
+        assert_eq!((r.body, r.keep), (body, Keep::Nothing));
+        let r = VHOST.put_object("info", "k", Bytes::new(), "MD5".into(), "text/plain", &[]);
+        assert_eq!(line(&r), ("PUT", "/s3/k", None, Some("info")));
+    }
+
+    #[test]
+    fn a_multipart_upload_is_four_requests_on_the_object() {
+        let meta = [("job".to_string(), "rgw_usage".to_string())];
+        let r = PATH.initiate_multipart("info", "k", "application/json", &meta);
+        assert_eq!(line(&r), ("POST", "/info/k", Some("uploads"), None));
+        assert_eq!(names(&r), ["Content-Type", "x-amz-meta-job"]);
+        assert_eq!(r.keep, Keep::Small);
+        // Upload ids are encoded as query values (RGW's hold `~`).
+        let r = PATH.upload_part("info", "k", "2~a/b+c", 3, Bytes::from_static(b"abc"));
+        assert_eq!(
+            line(&r),
+            (
+                "PUT",
+                "/info/k",
+                Some("partNumber=3&uploadId=2%7Ea%2Fb%2Bc"),
+                None
+            )
+        );
+        assert_eq!(
+            r.headers,
+            [("Content-MD5".to_string(), content_md5(b"abc"))]
+        );
+        let r = PATH.complete_multipart("info", "k", "u1", &["\"e1\"".into()]);
+        assert_eq!(line(&r), ("POST", "/info/k", Some("uploadId=u1"), None));
+        assert_eq!(names(&r), ["Content-Type"]);
+        assert!(r
+            .body
+            .starts_with(b"<CompleteMultipartUpload><Part><PartNumber>1<"));
+        let r = PATH.abort_multipart("info", "k", "u1");
+        assert_eq!(line(&r), ("DELETE", "/info/k", Some("uploadId=u1"), None));
+        assert!(r.headers.is_empty() && r.body.is_empty());
+    }
+
+    #[test]
+    fn delete_and_get_name_the_object_and_get_keeps_the_answer() {
+        let r = PATH.delete_object("info", ".check/x");
+        assert_eq!(line(&r), ("DELETE", "/info/.check/x", None, None));
+        assert_eq!(r.keep, Keep::Nothing);
+        let r = VHOST.get_object("info", "usage.2026/é");
+        assert_eq!(
+            line(&r),
+            ("GET", "/s3/usage.2026/%C3%A9", None, Some("info"))
+        );
+        assert_eq!(r.keep, Keep::Memory);
+    }
+
+    #[test]
+    fn a_list_page_names_its_prefix_size_and_continuation() {
+        let r = PATH.list_objects("info", "usage.2026-11-22/", None, 1000);
+        assert_eq!(
+            line(&r),
+            (
+                "GET",
+                "/info/",
+                Some("list-type=2&encoding-type=url&max-keys=1000&prefix=usage.2026-11-22%2F"),
+                None
+            )
+        );
+        assert_eq!(r.keep, Keep::Memory);
+        let r = VHOST.list_objects("info", "a b+c", Some("1/x+y=="), 2);
+        assert_eq!(
+            line(&r),
+            (
+                "GET",
+                "/s3/",
+                Some(
+                    "list-type=2&encoding-type=url&max-keys=2&prefix=a+b%2Bc\
+                     &continuation-token=1%2Fx%2By%3D%3D"
+                ),
+                Some("info")
+            )
+        );
+    }
+
+    #[test]
+    fn admin_gets_take_the_path_whatever_the_addressing() {
+        let q = [("format", "json"), ("start", "2026-11-22 13:00:00")];
+        let r = VHOST.admin_get("/admin/usage", &q, true);
+        assert_eq!(
+            line(&r),
+            (
+                "GET",
+                "/s3/admin/usage",
+                Some("format=json&start=2026-11-22%2013%3A00%3A00"),
+                None
+            )
+        );
+        assert_eq!(r.keep, Keep::File);
+        assert_eq!(PATH.admin_get("/", &[], false).keep, Keep::Memory);
+    }
 
     #[test]
     fn keys_encode_reserved_and_non_ascii_but_keep_slashes_and_unreserved() {
