@@ -493,6 +493,22 @@ mod tests {
         .unwrap()
     }
 
+    #[test]
+    fn the_url_keeps_empty_segments_and_resolves_dot_ones() {
+        let client = nowhere();
+        let path = |key| {
+            let req = client.target().get_object("info", key);
+            client.url_for(&req).unwrap().path().to_string()
+        };
+        // Signed and sent as named: RGW stores these keys as they are.
+        assert_eq!(path("a//b"), "/info/a//b");
+        assert_eq!(path("/x"), "/info//x");
+        // Resolved: another key than the one named, which is why key templates may not render
+        // such a segment (keys.rs).
+        assert_eq!(path("a/./b"), "/info/a/b");
+        assert_eq!(path("a/../b"), "/info/b");
+    }
+
     #[tokio::test]
     async fn an_object_that_cannot_be_read_back_is_a_local_error_and_nothing_is_sent() {
         let body = b"rendered to a temporary file";
