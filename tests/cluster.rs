@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ceph_stats_exporter::payload::{Payload, PayloadWriter};
+use ceph_stats_exporter::s3::S3Client;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::Value;
 
@@ -312,44 +313,51 @@ fn exporter_endpoint() -> ceph_stats_exporter::config::Endpoint {
     }
 }
 
-#[test]
-#[ignore = "needs the loopback cluster: run dev/test.sh"]
-fn multipart_uploads_land_whole_on_real_rgw() {
-    use ceph_stats_exporter::s3::S3Client;
-    let _l = lock();
-    let client = S3Client::new(&exporter_endpoint()).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// A runtime for the library-level tests, which call the async client.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    // 12 MiB in 5 MiB parts: three parts, the last one short; bytes that vary.
+        .unwrap()
+}
+
+/// Uploads 12 MiB in 5 MiB parts (three parts, the last one short; bytes that vary), written
+/// as an object is rendered (through a payload writer, which spills to a file), and checks that
+/// the object reads back whole and that no upload is left in progress.
+fn assert_multipart_lands_whole(rt: &tokio::runtime::Runtime, client: &S3Client, key: &str) {
     let body: Vec<u8> = (0..12 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
-    let key = format!("{}/big.json", nonce("multipart"));
     let meta = [("job".to_string(), "rgw_usage".to_string())];
-    // Written as an object is rendered: through a payload writer, which spills to a file.
     let mut payload = PayloadWriter::new();
     payload.write_all(&body).unwrap();
     let payload = payload.finish().unwrap();
     rt.block_on(client.put_object_multipart(
         &env("RGW_BUCKET"),
-        &key,
+        key,
         &payload,
         5 << 20,
         "application/json",
         &meta,
     ))
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert!(get_object(&key) == body, "the object read back differs");
-    // Nothing left half-done: no multipart upload in progress.
+    .unwrap_or_else(|e| panic!("{key}: {e}"));
+    assert!(get_object(key) == body, "the object read back differs");
     let uploads = stdout(&s3(
         None,
         "GET",
         &format!("/{}?uploads", env("RGW_BUCKET")),
         None,
     ));
-    assert!(!uploads.contains(&key), "{uploads}");
+    assert!(!uploads.contains(key), "{uploads}");
+}
+
+#[test]
+#[ignore = "needs the loopback cluster: run dev/test.sh"]
+fn multipart_uploads_land_whole_on_real_rgw() {
+    let _l = lock();
+    let client = S3Client::new(&exporter_endpoint()).unwrap();
+    let key = format!("{}/big.json", nonce("multipart"));
+    assert_multipart_lands_whole(&runtime(), &client, &key);
 
     // The exporter goes multipart above its threshold (here: always), and the object is whole.
     let dir = tempfile::tempdir().unwrap();
@@ -371,7 +379,6 @@ fn multipart_uploads_land_whole_on_real_rgw() {
 #[test]
 #[ignore = "needs the loopback cluster: run dev/test.sh"]
 fn signer_handles_awkward_keys_against_real_rgw() {
-    use ceph_stats_exporter::s3::S3Client;
     use ceph_stats_exporter::s3auth::encode_key;
     use ceph_stats_exporter::secret::Secret;
 
@@ -379,10 +386,7 @@ fn signer_handles_awkward_keys_against_real_rgw() {
     let endpoint = exporter_endpoint();
     let client = S3Client::new(&endpoint).unwrap();
     let prefix = nonce("keys");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     for (i, name) in [
         "space key.txt",
         "plus+sign",
@@ -659,13 +663,9 @@ fn v4_endpoint(region: &str) -> ceph_stats_exporter::config::Endpoint {
 #[test]
 #[ignore = "needs the loopback cluster: run dev/test.sh"]
 fn v4_puts_and_multipart_uploads_are_accepted_by_real_rgw() {
-    use ceph_stats_exporter::s3::S3Client;
     use ceph_stats_exporter::s3auth::encode_key;
     let _l = lock();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let prefix = nonce("v4");
     // RGW 16.2 signs with the region the request names: the default, and the zonegroup's name.
     for region in ["us-east-1", "default"] {
@@ -691,32 +691,9 @@ fn v4_puts_and_multipart_uploads_are_accepted_by_real_rgw() {
         }
     }
 
-    // 12 MiB in 5 MiB parts: three parts, each signed with its payload's hash.
+    // Three parts, each signed with its payload's hash.
     let client = S3Client::new(&v4_endpoint("us-east-1")).unwrap();
-    let body: Vec<u8> = (0..12 * 1024 * 1024u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
-        .collect();
-    let key = format!("{prefix}/big.bin");
-    let mut payload = PayloadWriter::new();
-    payload.write_all(&body).unwrap();
-    let payload = payload.finish().unwrap();
-    rt.block_on(client.put_object_multipart(
-        &env("RGW_BUCKET"),
-        &key,
-        &payload,
-        5 << 20,
-        "application/octet-stream",
-        &[],
-    ))
-    .unwrap_or_else(|e| panic!("v4 multipart: {e}"));
-    assert!(get_object(&key) == body, "the object read back differs");
-    let uploads = stdout(&s3(
-        None,
-        "GET",
-        &format!("/{}?uploads", env("RGW_BUCKET")),
-        None,
-    ));
-    assert!(!uploads.contains(&key), "{uploads}");
+    assert_multipart_lands_whole(&rt, &client, &format!("{prefix}/big.json"));
 
     // A wrong secret is refused by RGW itself, with the remedy.
     let mut wrong = v4_endpoint("us-east-1");
@@ -793,12 +770,8 @@ fn the_exporter_signing_v4_reads_usage_and_uploads_in_parts() {
 #[test]
 #[ignore = "needs the loopback cluster: run dev/test.sh"]
 fn list_and_get_read_back_awkward_keys_page_by_page_signed_v2_and_v4() {
-    use ceph_stats_exporter::s3::S3Client;
     let _l = lock();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let bucket = env("RGW_BUCKET");
     let prefix = nonce("list");
     let names = ["a plain", "b+plus %25 ~", "c/é 日本", "d&amp;<x>"];

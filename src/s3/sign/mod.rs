@@ -65,6 +65,13 @@ pub struct Unsigned<'a> {
     pub virtual_host_bucket: Option<&'a str>,
 }
 
+impl Unsigned<'_> {
+    /// The headers, as the signers read them.
+    fn header_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
     #[error("{0}")]

@@ -216,11 +216,7 @@ impl Signer for V2 {
         time: SystemTime,
     ) -> Result<Vec<(String, String)>, SignError> {
         let date = http_date(time).map_err(SignError::Time)?;
-        let mut headers: Vec<(&str, &str)> = req
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let mut headers: Vec<(&str, &str)> = req.header_pairs().collect();
         headers.push(("Date", &date));
         let authorization = authorization(
             &self.credentials,

@@ -66,11 +66,7 @@ impl Signer for V4 {
             Some(port) => format!("{}:{port}", req.url.host_str().unwrap_or_default()),
             None => req.url.host_str().unwrap_or_default().to_string(),
         };
-        let headers = req
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .chain([("host", host.as_str())]);
+        let headers = req.header_pairs().chain([("host", host.as_str())]);
         let signable = SignableRequest::new(
             req.method,
             req.url.as_str(),
