@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # dev/test.sh: the whole test suite, real-cluster tests included. Run as root on Debian 12.
-# Installs what the tests need (Ceph from Debian's packages, curl, openssl, faketime; DuckDB from
+# Installs what the tests need (Ceph from Debian's packages, curl, openssl, faketime; python3's
+# venv, into which dev/sigv4-botocore.sh installs botocore from PyPI on first use; DuckDB from
 # PyPI), starts the loopback cluster (dev/ceph/start.sh; a running one is reused), adds the test
 # users alice and bob, then runs every test: `cargo test -- --include-ignored` (the tests that need the cluster
 # are marked #[ignore] so that a bare `cargo test` runs the rest anywhere).
@@ -13,6 +14,8 @@ need=()
 for p in curl openssl faketime; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
 done
+# tests/sigv4.rs compares the v4 signer with botocore, installed into a virtual environment.
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -10,7 +10,7 @@ use crate::jobs::pool_df::PoolDf;
 use crate::jobs::rgw_usage::RgwUsage;
 use crate::jobs::Job;
 use crate::pipeline::{Context, JobSpec};
-use crate::s3client::{S3Client, S3Error};
+use crate::s3::{S3Client, S3Error};
 use crate::sink::{DryRunSink, S3Sink};
 use crate::spool::{Spool, SpoolError};
 use crate::state::{StateDir, StateError};

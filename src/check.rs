@@ -6,10 +6,11 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 
 use crate::ceph_source;
-use crate::config::{Config, Endpoint, JobKind};
+use crate::config::{Config, JobKind};
 use crate::http;
 use crate::osd_df;
-use crate::s3client::S3Client;
+use crate::s3::Endpoint;
+use crate::s3::S3Client;
 use crate::state::{write_atomic, StateDir};
 
 /// RGW refuses signatures more than 15 minutes off; warn well before.
@@ -196,7 +197,7 @@ async fn bucket_writable(s3: &S3Client, bucket: &str) -> Finding {
         s3.put_object(bucket, &key, &b"probe".to_vec().into(), "text/plain", &[])
             .await?;
         s3.delete_object(bucket, &key).await?;
-        Ok::<_, crate::s3client::S3Error>(String::new())
+        Ok::<_, crate::s3::S3Error>(String::new())
     }
     .await;
     Finding::from_result(what, r)

@@ -14,8 +14,11 @@ use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::sink::{Object, Sink, SinkError};
+use crate::sink::{Sink, SinkError};
 use crate::spool::{Spool, SpoolError};
+
+mod object;
+pub use object::Object;
 
 /// Where an object ended up.
 #[derive(Debug, PartialEq, Eq)]

@@ -15,6 +15,10 @@ pub enum HttpError {
     TooLarge { limit: u64 },
     #[error("cannot use CA file {path}: {reason}")]
     CaFile { path: String, reason: String },
+    /// The body arrived but could not be kept (a full or read-only temporary directory): a
+    /// local failure, not the network's.
+    #[error("writing the body to local disk: {0}")]
+    Write(std::io::Error),
 }
 
 /// A client with connect and total timeouts, rustls, and optionally an extra CA.
@@ -102,8 +106,7 @@ pub async fn copy_limited(
         if copied > limit {
             return Err(HttpError::TooLarge { limit });
         }
-        out.write_all(&chunk)
-            .map_err(|e| HttpError::Transport(format!("writing the body to disk: {e}")))?;
+        out.write_all(&chunk).map_err(HttpError::Write)?;
     }
     Ok(copied)
 }
@@ -147,6 +150,30 @@ mod tests {
         assert_eq!(shown(&url), "http://mgr:***@10.0.0.1:8080/osd?x=1");
         let plain = url::Url::parse("https://rgw.example/admin").unwrap();
         assert_eq!(shown(&plain), "https://rgw.example/admin");
+    }
+
+    /// A writer on a full disk.
+    struct Full;
+
+    impl std::io::Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from(std::io::ErrorKind::StorageFull))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_cannot_be_kept_is_a_local_error_not_a_transport_one() {
+        let resp = reqwest::Response::from(hyper::Response::new("answer"));
+        let err = copy_limited(resp, 1 << 20, Duration::from_secs(1), &mut Full)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, HttpError::Write(e) if e.kind() == std::io::ErrorKind::StorageFull),
+            "{err:?}"
+        );
     }
 
     #[test]

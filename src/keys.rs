@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use chrono::format::{Item, StrftimeItems};
+use chrono::format::{Fixed, Item, StrftimeItems};
 use chrono::{DateTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 
@@ -31,6 +31,12 @@ pub enum KeyTemplateError {
     BadField(String),
     #[error("key template {0:?} starts with '/': S3 keys are relative to the bucket")]
     LeadingSlash(String),
+    #[error(
+        "key template {template:?} can give a key with the path segment {segment:?}: a URL \
+         resolves `.` and `..`, so the object would be stored under another key than the one \
+         named; use another name for that part of the key"
+    )]
+    DotSegment { template: String, segment: String },
     #[error(
         "key template {template:?} gives the same key {key:?} for fires at {first} and {second}: \
          each fire would overwrite the last; add the time fields the schedule needs (e.g. %M, %S)"
@@ -72,6 +78,12 @@ impl KeyTemplate {
             && write!(trial, "{}", Utc::now().format_with_items(items.iter())).is_ok();
         if !renders {
             return Err(KeyTemplateError::BadField(template.to_string()));
+        }
+        if let Some(segment) = dot_segment(&items) {
+            return Err(KeyTemplateError::DotSegment {
+                template: template.to_string(),
+                segment,
+            });
         }
         Ok(KeyTemplate {
             template: template.to_string(),
@@ -146,6 +158,40 @@ impl KeyTemplate {
         }
         Ok(())
     }
+}
+
+/// A `.` or `..` path segment some fire time could render, if any. A field renders at least one
+/// character that is not a dot, except `%.f`, which renders nothing at a whole second (and `.`
+/// and digits otherwise); fields never render `/` (`%D` and the like come as items with `/`
+/// literals). So a segment can be a dot segment only when its literal text is one and its only
+/// fields are `%.f`.
+fn dot_segment(items: &[Item<'_>]) -> Option<String> {
+    let mut text = String::new();
+    let mut has_field = false;
+    let dotted = |text: &str, has_field: bool| !has_field && (text == "." || text == "..");
+    for item in items {
+        let literal = match item {
+            Item::Literal(s) | Item::Space(s) => *s,
+            Item::OwnedLiteral(s) | Item::OwnedSpace(s) => s,
+            Item::Fixed(Fixed::Nanosecond) => continue,
+            _ => {
+                has_field = true;
+                continue;
+            }
+        };
+        for c in literal.chars() {
+            if c == '/' {
+                if dotted(&text, has_field) {
+                    return Some(text);
+                }
+                text.clear();
+                has_field = false;
+            } else {
+                text.push(c);
+            }
+        }
+    }
+    dotted(&text, has_field).then_some(text)
 }
 
 /// The instants in `[from, to)` where `zone`'s UTC offset goes down (clocks go back), each with
@@ -233,6 +279,56 @@ mod tests {
             KeyTemplate::parse("/x.%S"),
             Err(KeyTemplateError::LeadingSlash(_))
         ));
+    }
+
+    #[test]
+    fn a_template_that_can_render_a_dot_segment_is_refused() {
+        let whole_second = utc("2026-11-22T13:05:00Z");
+        for (template, segment) in [
+            ("./pool.%S", "."),
+            ("pool/../%S", ".."),
+            ("%d/../x%S", ".."),
+            ("pool.%S/.", "."),
+            ("pool.%S/..", ".."),
+            ("%Y/./%m/%S", "."),
+            // `%.f` renders nothing at a whole second, which is when fires are.
+            ("x%S/.%.f/y", "."),
+            ("x%S/%.f..%.f/y", ".."),
+        ] {
+            assert_eq!(
+                KeyTemplate::parse(template),
+                Err(KeyTemplateError::DotSegment {
+                    template: template.into(),
+                    segment: segment.into()
+                }),
+                "{template}"
+            );
+        }
+        // That `%.f` case is real: the URL would resolve the key rendered at a whole second.
+        let rendered = whole_second.format("x%S/.%.f/y").to_string();
+        assert_eq!(rendered, "x00/./y");
+        let url: url::Url = format!("http://h/info/{rendered}").parse().unwrap();
+        assert_eq!(url.path(), "/info/x00/y");
+        // Dots with other characters, or next to a field, are names like any other.
+        for template in [
+            "pool.%S",
+            ".pool/%S",
+            "a/.../%S",
+            "a/.x/%S",
+            "a/%S./b",
+            "a/.%S/b",
+            "a/..%d/%S",
+            "%D/%S",
+            "a//%S",
+            "a/%.f/%S",
+        ] {
+            assert!(KeyTemplate::parse(template).is_ok(), "{template}");
+        }
+        let err = KeyTemplate::parse("%d/../x%S").unwrap_err().to_string();
+        assert!(
+            err.contains("\"..\"") && err.contains("another key"),
+            "{err}"
+        );
     }
 
     #[test]

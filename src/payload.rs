@@ -230,7 +230,7 @@ impl Write for PayloadWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::s3auth::content_md5;
+    use crate::s3::request::content_md5;
 
     fn written(bytes: &[u8], spill_at: usize, piece: usize) -> Payload {
         let mut w = PayloadWriter::with_spill_at(spill_at);

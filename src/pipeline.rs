@@ -8,13 +8,12 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::catchup;
-use crate::delivery::{Delivered, Delivery, DeliveryError};
+use crate::delivery::{Delivered, Delivery, DeliveryError, Object};
 use crate::format::{self, Compression, Format};
 use crate::jobs::{Fire, Job, JobError};
 use crate::keys::KeyTemplate;
 use crate::payload::PayloadWriter;
 use crate::schedule::Schedule;
-use crate::sink::Object;
 use crate::snapshot::{Snapshot, SnapshotData};
 use crate::state::{JobState, StateDir};
 use tokio_util::sync::CancellationToken;

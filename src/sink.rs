@@ -3,18 +3,8 @@
 use async_trait::async_trait;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::payload::Payload;
-use crate::s3client::{S3Client, S3Error};
-
-/// A rendered object, ready to store.
-#[derive(Clone, Debug)]
-pub struct Object {
-    pub key: String,
-    pub body: Payload,
-    pub content_type: String,
-    /// Sent as `x-amz-meta-NAME: VALUE`.
-    pub metadata: Vec<(String, String)>,
-}
+use crate::delivery::Object;
+use crate::s3::{S3Client, S3Error};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use crate::delivery::Object;
 use crate::payload::Payload;
-use crate::sink::Object;
 use crate::state::{io_err, prepare_dir, write_atomic_with, StateError};
 
 #[derive(Debug, thiserror::Error)]

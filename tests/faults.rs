@@ -436,6 +436,56 @@ async fn pool_good_tree_is_uploaded_in_the_original_text_format_signed_and_check
 }
 
 #[tokio::test]
+async fn signature_v4_signs_the_upload_and_the_admin_get_each_with_the_hash_of_its_body() {
+    use sha2::Sha256;
+    let (rgw, source, s3) = (
+        Fake::start(json(EMPTY_USAGE)).await,
+        capacity_source().await,
+        Fake::bucket().await,
+    );
+    // Set in [s3]; [rgw] inherits both.
+    let cfg = config(&s3, Some(&rgw), Some(&source), "").replacen(
+        "retries = 0\n",
+        "retries = 0\nsignature = \"v4\"\nregion = \"zg-test\"\n",
+        1,
+    );
+    let out = run(&cfg, &[]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (gets, puts) = (rgw.requests(), s3.requests());
+    assert_eq!(puts.len(), 2, "{puts:?}");
+    for req in gets.iter().chain(&puts) {
+        let what = format!("{} {}", req.method, req.target);
+        let auth = req.header("authorization").unwrap_or_default();
+        assert!(
+            auth.starts_with(&format!("AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/"))
+                && auth.contains("/zg-test/s3/aws4_request, SignedHeaders=")
+                && auth.contains("x-amz-content-sha256;x-amz-date"),
+            "{what}: {auth}"
+        );
+        // The payload signed is the one that arrived.
+        let sha256: String = Sha256::digest(&req.body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            req.header("x-amz-content-sha256"),
+            Some(sha256.as_str()),
+            "{what}"
+        );
+        assert!(
+            req.header("x-amz-date").is_some() && req.header("date").is_none(),
+            "{what}"
+        );
+    }
+    assert!(
+        gets[0].target.starts_with("/admin/usage?"),
+        "{}",
+        gets[0].target
+    );
+    assert!(puts.iter().all(|p| p.method == "PUT" && !p.body.is_empty()));
+}
+
+#[tokio::test]
 async fn key_time_zone_names_the_object_and_stamps_its_lines_in_that_zone_metadata_stays_utc() {
     let (source, s3) = (capacity_source().await, Fake::bucket().await);
     let cfg = config(&s3, None, Some(&source), "").replace(
@@ -707,10 +757,10 @@ async fn a_failed_multipart_upload_is_aborted() {
 
 #[tokio::test]
 async fn a_multipart_upload_whose_parts_changed_on_disk_is_aborted_not_completed() {
-    use ceph_stats_exporter::config::Endpoint;
     use ceph_stats_exporter::payload::Payload;
+    use ceph_stats_exporter::s3::Endpoint;
+    use ceph_stats_exporter::s3::S3Client;
     use ceph_stats_exporter::s3auth::{Addressing, Credentials};
-    use ceph_stats_exporter::s3client::S3Client;
     use ceph_stats_exporter::secret::Secret;
     use std::io::{Seek, SeekFrom, Write};
 
@@ -743,6 +793,7 @@ async fn a_multipart_upload_whose_parts_changed_on_disk_is_aborted_not_completed
         timeout: Duration::from_secs(5),
         max_response_bytes: 1 << 20,
         retry: Default::default(),
+        signing: Default::default(),
     })
     .unwrap();
     let err = client

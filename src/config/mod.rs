@@ -15,13 +15,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono_tz::Tz;
-use url::Url;
 
 use crate::format::{Compression, Format};
 use crate::jobs::{pool_df, rgw_usage};
 use crate::keys::KeyTemplate;
 use crate::listener::HttpConfig;
-use crate::s3auth::{Addressing, Credentials};
+use crate::s3::Endpoint;
 use crate::schedule::Schedule;
 use crate::snapshot::Labels;
 
@@ -56,50 +55,6 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
-}
-
-/// How often and how patiently a failed request is tried again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts after the first.
-    pub retries: u32,
-    /// The first backoff; each later one doubles, up to `max`.
-    pub base: Duration,
-    pub max: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            retries: 4,
-            base: Duration::from_millis(500),
-            max: Duration::from_secs(20),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before retry number `attempt` (1-based): "full jitter", a uniform draw below
-    /// the exponential bound, so that many exporters do not retry in step.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let bound = self
-            .base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-            .min(self.max);
-        bound.mul_f64(fastrand::f64())
-    }
-}
-
-/// An HTTP(S) endpoint with its credentials and timeouts.
-#[derive(Clone, Debug)]
-pub struct Endpoint {
-    pub url: Url,
-    pub credentials: Credentials,
-    pub addressing: Addressing,
-    pub connect_timeout: Duration,
-    pub timeout: Duration,
-    pub max_response_bytes: u64,
-    pub retry: RetryPolicy,
 }
 
 /// What every job has: when, where, how.

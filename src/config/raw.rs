@@ -13,6 +13,7 @@ use toml::Spanned;
 
 use crate::format::{Compression, Format};
 use crate::jobs::pool_df::Detail;
+use crate::s3::SignatureVersion;
 use crate::secret::SecretSource;
 
 /// The whole file.
@@ -72,6 +73,8 @@ pub struct RawS3 {
     pub retry_max: Option<Duration>,
     pub multipart_threshold: Option<u64>,
     pub multipart_part_size: Option<Spanned<u64>>,
+    pub signature: Option<SignatureVersion>,
+    pub region: Option<Spanned<String>>,
 }
 
 /// The admin API endpoint (`[rgw]`, or a job's own `rgw = { ... }`); every key defaults to the
@@ -92,6 +95,8 @@ pub struct RawRgw {
     pub retry_base: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub retry_max: Option<Duration>,
+    pub signature: Option<SignatureVersion>,
+    pub region: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]

@@ -12,13 +12,14 @@ use url::Url;
 
 use super::env::Environment;
 use super::raw::{self, Ambiguous, RawAddressing, RawCephSource, RawConfig, RawJob, RawRgw};
-use super::{Config, ConfigError, Endpoint, JobCommon, JobConfig, JobKind, RetryPolicy};
+use super::{Config, ConfigError, JobCommon, JobConfig, JobKind};
 use crate::ceph_source::CephSource;
 use crate::format::{Compression, Format};
 use crate::jobs::{pool_df, rgw_usage};
 use crate::keys::KeyTemplate;
 use crate::listener::HttpConfig;
-use crate::s3auth::{Addressing, Credentials};
+use crate::s3::retry::RetryPolicy;
+use crate::s3::{Addressing, Credentials, Endpoint, SignatureVersion, Signing};
 use crate::schedule::Schedule;
 use crate::secret::{Secret, SecretError, SecretSource};
 use crate::snapshot::Labels;
@@ -257,6 +258,7 @@ impl Ctx<'_> {
                 base: e.retry_base.unwrap_or(fallback.base),
                 max: e.retry_max.unwrap_or(fallback.max),
             },
+            signing: self.signing(e.signature, e.region.as_ref(), &Signing::default(), "s3")?,
         })
     }
 
@@ -295,6 +297,37 @@ impl Ctx<'_> {
                 base: r.retry_base.unwrap_or(base.retry.base),
                 max: r.retry_max.unwrap_or(base.retry.max),
             },
+            signing: self.signing(r.signature, r.region.as_ref(), &base.signing, table)?,
+        })
+    }
+
+    /// `signature` and `region`, each defaulting to `fallback`'s.
+    fn signing(
+        &self,
+        signature: Option<SignatureVersion>,
+        region: Option<&Spanned<String>>,
+        fallback: &Signing,
+        table: &str,
+    ) -> Result<Signing, ConfigError> {
+        let region = match region {
+            None => fallback.region.clone(),
+            // It is a field of the v4 credential scope (`AK/date/REGION/s3/aws4_request`).
+            Some(r) if r.get_ref().is_empty() || !r.get_ref().chars().all(region_char) => {
+                return Err(self.err(
+                    Some(r.span()),
+                    &format!("{table}.region"),
+                    format!(
+                        "{:?} is not a region name (letters, digits, '-', '_', '.'; for RGW its \
+                         zonegroup's api_name, e.g. \"us-east-1\" or \"default\")",
+                        r.get_ref()
+                    ),
+                ))
+            }
+            Some(r) => r.get_ref().clone(),
+        };
+        Ok(Signing {
+            version: signature.unwrap_or(fallback.version),
+            region,
         })
     }
 
@@ -652,6 +685,10 @@ pub fn read_secret(src: &SecretSource, env: &dyn Environment) -> Result<Secret, 
         return Err(SecretError::Empty(origin));
     }
     Ok(Secret::new(value))
+}
+
+fn region_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
 }
 
 /// A job instance's name: it names files and metrics, so it is kept plain.

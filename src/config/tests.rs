@@ -7,6 +7,8 @@ use chrono_tz::Tz;
 use super::*;
 use crate::ceph_source::CephSource;
 use crate::jobs::rgw_usage;
+use crate::s3::retry::RetryPolicy;
+use crate::s3::{SignatureVersion, Signing};
 use crate::snapshot::Labels;
 use crate::window::WindowLength;
 
@@ -215,24 +217,6 @@ fn retry_policy_is_read_and_rgw_inherits_it() {
     assert!(err.contains("retrys"), "{err}");
     let (line, key, _) = invalid(&MINIMAL.replace("http://127.0.0.1:8000", "ftp://x"));
     assert_eq!((line, key.as_str()), (Some(3), "s3.endpoint"));
-}
-
-#[test]
-fn backoff_grows_exponentially_with_jitter_below_the_cap() {
-    let p = RetryPolicy {
-        retries: 10,
-        base: Duration::from_millis(100),
-        max: Duration::from_secs(1),
-    };
-    for attempt in 1..=10 {
-        let bound = Duration::from_millis(100 * (1 << (attempt - 1))).min(p.max);
-        for _ in 0..50 {
-            assert!(p.delay(attempt) <= bound, "attempt {attempt}");
-        }
-    }
-    // Jitter: draws differ.
-    let draws: std::collections::HashSet<_> = (0..20).map(|_| p.delay(5)).collect();
-    assert!(draws.len() > 1);
 }
 
 #[test]
@@ -609,4 +593,63 @@ fn gzip_needs_a_gz_key_and_records_need_entries() {
     ));
     assert_eq!(key, "jobs.rgw_usage.show_entries");
     assert!(msg.contains("records"), "{msg}");
+}
+
+#[test]
+fn signature_and_region_default_to_v2_and_rgw_inherits_each_alone() {
+    let c = load(MINIMAL).unwrap();
+    assert_eq!(c.s3.signing, Signing::default());
+    assert_eq!(c.s3.signing.version, SignatureVersion::V2);
+    assert_eq!(c.s3.signing.region, "us-east-1");
+    let with = |s3: &str, rgw: &str| {
+        let text = MINIMAL
+            .replace(
+                "secret_key = \"SK-very-secret\"",
+                &format!("secret_key = \"SK-very-secret\"\n{s3}"),
+            )
+            .replace("[jobs.pool_df]", &format!("[rgw]\n{rgw}\n[jobs.pool_df]"));
+        let c = load(&text).unwrap();
+        (c.s3.signing.clone(), usage(&c).settings.rgw.signing)
+    };
+    let v4 = |region: &str| Signing {
+        version: SignatureVersion::V4,
+        region: region.into(),
+    };
+    let v2 = |region: &str| Signing {
+        version: SignatureVersion::V2,
+        region: region.into(),
+    };
+    assert_eq!(
+        with("signature = \"v4\"", ""),
+        (v4("us-east-1"), v4("us-east-1"))
+    );
+    assert_eq!(
+        with(
+            "signature = \"v4\"\nregion = \"default\"",
+            "region = \"zg2\""
+        ),
+        (v4("default"), v4("zg2"))
+    );
+    assert_eq!(
+        with("region = \"eu-west-1\"", "signature = \"v4\""),
+        (v2("eu-west-1"), v4("eu-west-1"))
+    );
+    assert_eq!(
+        with("signature = \"v4\"", "signature = \"v2\""),
+        (v4("us-east-1"), v2("us-east-1"))
+    );
+    let err = load(&MINIMAL.replace(
+        "access_key = \"AK\"",
+        "access_key = \"AK\"\nsignature = \"v3\"",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("line 5") && err.contains("v3"), "{err}");
+    for bad in ["", "us east", "a/b"] {
+        let (line, key, _) = invalid(&MINIMAL.replace(
+            "access_key = \"AK\"",
+            &format!("access_key = \"AK\"\nregion = \"{bad}\""),
+        ));
+        assert_eq!((line, key.as_str()), (Some(5), "s3.region"), "{bad:?}");
+    }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::ceph_source::CephSourceError;
 use crate::osd_df::OsdDfError;
-use crate::s3client::S3Error;
+use crate::s3::S3Error;
 use crate::snapshot::Snapshot;
 use crate::usage::UsageError;
 use crate::window::{Window, WindowError};

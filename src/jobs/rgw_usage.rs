@@ -7,8 +7,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::{Fire, Job, JobError, Windowed};
-use crate::config::Endpoint;
-use crate::s3client::S3Client;
+use crate::s3::{Endpoint, S3Client};
 use crate::snapshot::{Labels, Snapshot, SnapshotData};
 use crate::usage;
 use crate::window::{Window, WindowLength};

@@ -1,6 +1,6 @@
 //! The error code of S3 (XML) and admin API (JSON) error bodies.
 
-use ceph_stats_exporter::s3client::error_code;
+use ceph_stats_exporter::s3::error_code;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use serde_json::{json, Value};
