@@ -1,9 +1,11 @@
 //! ceph-stats-exporter: periodic snapshots of a Ceph cluster's capacity and of the RADOS
 //! Gateway usage log, archived as timestamped objects in an S3 bucket.
 //!
-//! Data flows one way: [`schedule`] decides when, a [`jobs`] implementation collects a
-//! [`snapshot`], [`format`] renders it, [`keys`] names it, and a [`sink`] stores it. The pure
-//! parts (signing, key templates, windows, parsing, formatting) do no I/O.
+//! Data flows one way: [`schedule`] decides when, a [`jobs`] instance collects a [`snapshot`],
+//! [`format`] renders it, [`keys`] names it, [`delivery`] stores it through a [`sink`] (S3, via
+//! [`s3`]) or keeps it in the [`spool`]. [`config`] resolves the file into each module's settings,
+//! [`app`] assembles them, [`daemon`] runs them on a schedule under a shutdown token. The pure
+//! parts (signing, key templates, windows, parsing, formatting, records) do no I/O.
 
 pub mod app;
 pub mod catchup;
