@@ -8,6 +8,7 @@
 mod fuzz_targets;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use fuzz_targets::{Target, TARGETS};
 
@@ -45,13 +46,25 @@ fn run(target: Target, file: &Path) -> Result<bool, String> {
     })
 }
 
+/// A kept hang must now finish within the second after which AFL++ gave up on it (it takes
+/// milliseconds, even unoptimized).
+const HANG_BOUND: Duration = Duration::from_secs(1);
+
 #[test]
-fn no_target_panics_on_its_corpus_or_its_crashes() {
+fn no_target_panics_on_its_corpus_or_its_crashes_or_hangs_on_its_hangs() {
     let mut failures = vec![];
     for (name, target) in TARGETS {
         for file in corpus(name) {
+            let started = Instant::now();
             if let Err(panic) = run(target, &file) {
                 failures.push(format!("{name} on {}: {panic}", file.display()));
+            }
+            let took = started.elapsed();
+            let hang = file
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("hang-"));
+            if hang && took > HANG_BOUND {
+                failures.push(format!("{name} on {}: took {took:?}", file.display()));
             }
         }
     }
