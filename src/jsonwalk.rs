@@ -194,7 +194,11 @@ impl<R: Read> Walker<R> {
                         self.pos += used;
                         return Ok(use_value(value));
                     }
-                    Some(Err(e)) if !e.is_eof() => return Err(value_error(&e, slice, start)),
+                    // serde ends some values (a number after `-`, `.` or `e`) by looking at the
+                    // byte after them: an error at the buffer's end may be a cut, not an error.
+                    Some(Err(e)) if !e.is_eof() && (self.eof || !at_end(&e, slice)) => {
+                        return Err(value_error(&e, slice, start))
+                    }
                     _ if self.eof => return Err(WalkError::Truncated { offset: start }),
                     // Cut by the end of the buffer: read more and parse again.
                     _ => {}
@@ -267,9 +271,8 @@ impl<R: Read> Walker<R> {
     }
 }
 
-/// serde's error for a value parsed from `slice`, which starts at `start` in the document: its
-/// line and column are turned into a byte offset in the document.
-fn value_error(e: &serde_json::Error, slice: &[u8], start: u64) -> WalkError {
+/// Where in `slice` serde's error `e` is: its line and column turned into an index.
+fn error_index(e: &serde_json::Error, slice: &[u8]) -> Option<usize> {
     let line_start = match e.line() {
         0 | 1 => Some(0),
         n => slice
@@ -279,12 +282,24 @@ fn value_error(e: &serde_json::Error, slice: &[u8], start: u64) -> WalkError {
             .nth(n - 2)
             .map(|(i, _)| i + 1),
     };
+    line_start.map(|at| at + e.column().saturating_sub(1))
+}
+
+/// Whether serde's error `e` is at the last byte of `slice` or after it, where the next bytes
+/// of the document could have made it no error.
+fn at_end(e: &serde_json::Error, slice: &[u8]) -> bool {
+    error_index(e, slice).is_some_and(|i| i + 1 >= slice.len())
+}
+
+/// serde's error for a value parsed from `slice`, which starts at `start` in the document: its
+/// line and column are turned into a byte offset in the document.
+fn value_error(e: &serde_json::Error, slice: &[u8], start: u64) -> WalkError {
     let full = e.to_string();
     let position = format!(" at line {} column {}", e.line(), e.column());
     let reason = full.strip_suffix(&position).unwrap_or(&full).to_string();
-    match line_start {
+    match error_index(e, slice) {
         Some(at) => WalkError::Value {
-            offset: start + (at + e.column().saturating_sub(1)) as u64,
+            offset: start + at as u64,
             reason,
         },
         None => WalkError::Value {
@@ -343,6 +358,29 @@ mod tests {
             let mut got = vec![];
             w.array(|w| w.value::<u64>().map(|n| got.push(n))).unwrap();
             assert_eq!(got, [12345678], "block {block}");
+        }
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `usage`): serde ends a number cut right after its `-`,
+    /// `.` or `e` with "invalid number" rather than "end of input", and the walker took that for
+    /// an error in the document, refusing a valid one wherever a block ended there.
+    #[test]
+    fn a_number_cut_after_its_sign_point_or_exponent_is_read_on_not_refused() {
+        let doc = br#"[{"name":"a","n":1,"x":-12.5e-3,"y":[-0.25E+2]}]"#;
+        for block in 1..doc.len() + 2 {
+            assert_eq!(
+                names_and_sum(doc, block, 1 << 10).unwrap(),
+                ("a".to_string(), 1),
+                "block {block}"
+            );
+        }
+        for (doc, want) in [
+            (&b"[-"[..], "at byte 1: invalid number"),
+            (b"[1.", "at byte 2"),
+        ] {
+            let mut w = Walker::with_sizes(doc, 1, 64);
+            let err = w.array(|w| w.skip()).unwrap_err().to_string();
+            assert!(err.contains(want), "{err:?} lacks {want:?}");
         }
     }
 

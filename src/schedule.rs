@@ -44,10 +44,19 @@ fn parser() -> CronParser {
 
 impl Schedule {
     pub fn cron(expr: &str) -> Result<Schedule, ScheduleError> {
-        let cron = parser().parse(expr).map_err(|e| ScheduleError::BadCron {
+        let bad = |reason: String| ScheduleError::BadCron {
             expr: expr.to_string(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        // croner skips empty list items, so a field of commas alone allows no value: the search
+        // for a fire below would then walk to the year 5000 (minutes, for seconds or minutes).
+        if let Some(i) = expr
+            .split_whitespace()
+            .position(|field| field.split(',').all(|item| item.trim().is_empty()))
+        {
+            return Err(bad(format!("field {} lists no value", i + 1)));
+        }
+        let cron = parser().parse(expr).map_err(|e| bad(e.to_string()))?;
         let s = Schedule {
             expr: expr.to_string(),
             cron,
@@ -188,5 +197,26 @@ mod tests {
             Schedule::cron("0 0 0 30 2 *"),
             Err(ScheduleError::NeverFires(_) | ScheduleError::BadCron { .. })
         ));
+    }
+
+    /// Found by fuzzing (`fuzz/`, target `config`, as hangs): croner accepts a field of commas
+    /// alone as one that allows no value, and looking for its first fire searched to the year
+    /// 5000, which took seconds (hours, days) to minutes (seconds, minutes) before the config was
+    /// refused.
+    #[test]
+    fn a_field_of_commas_alone_is_refused_at_once() {
+        for (expr, field) in [
+            (", * * * * *", 1),
+            ("0 , * * * *", 2),
+            ("0 */5 ,, * * *", 3),
+            ("0 */5 * , * *", 4),
+        ] {
+            let err = Schedule::cron(expr).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("field {field} lists no value")),
+                "{err}"
+            );
+        }
+        assert!(Schedule::cron("0 5, * * * *").is_ok());
     }
 }

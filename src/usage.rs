@@ -272,7 +272,9 @@ pub fn parse_reader(
     parse_walking(Walker::new(reader), window, with_entries, max_buckets)
 }
 
-fn parse_walking<R: Read>(
+/// [`parse_reader`] with the caller's walker, whose block size decides where records are cut
+/// (the fuzz targets use small blocks; the result must not depend on them).
+pub fn parse_walking<R: Read>(
     mut walker: Walker<R>,
     window: Window,
     with_entries: bool,
