@@ -38,4 +38,5 @@ pub mod synth;
 #[cfg(test)]
 mod testutil;
 pub mod usage;
+pub mod watch;
 pub mod window;
