@@ -7,10 +7,13 @@
 //! - **Rates run from change to change, not poll to poll.** RGW writes its usage log once per
 //!   `rgw_usage_log_tick_interval`; the mgr's prometheus answer is refreshed every 15 s. A poll
 //!   between two writes sees no change although traffic flows. So a series' last rate is *held*
-//!   while it stands still, up to [`Params::refresh`] plus one poll, and only then falls to 0
-//!   (idle). A change is divided by the time since the previous change, but by no more than
-//!   `max(refresh, poll gap)`: one write holds at most that much traffic, however long the
-//!   counter stood still before it. A 10 s poll of a 30 s log shows x, x, x, not 0, 0, 3x.
+//!   while it stands still, until [`HOLD`] times [`Params::refresh`] after its last change: by
+//!   then the next write was due, and a poll that still sees none means there was no traffic
+//!   (rate 0). A change is divided by the time since the previous change, but by no more than
+//!   `max(refresh, time since the series was last seen)`: one write holds at most that much
+//!   traffic, however long the counter stood still before it. So a 10 s poll of a log written
+//!   every 30 s shows x, x, x, not 0, 0, 3x, and the rates times the polls' gaps add up to the
+//!   counter's growth.
 //! - **A counter that goes down starts a new series** (a daemon restart, a trimmed usage log): it
 //!   is based at its new value and has no rate until it moves again: never negative, never a
 //!   spike. A value that is negative or not a number counts as 0, so as a reset.
@@ -41,6 +44,9 @@ pub const THRESHOLD: f64 = 0.1;
 pub const IDLE_FRACTION: f64 = 0.05;
 /// Scores kept per series, for a sparkline.
 pub const HISTORY: usize = 16;
+/// How much later than its refresh a source's next write may come (timer jitter) before a
+/// standing counter counts as idle.
+pub const HOLD: f64 = 1.25;
 
 /// How a source's counters behave.
 #[derive(Clone, Copy, Debug)]
@@ -189,7 +195,7 @@ impl<const N: usize> Series<N> {
                     }
                     self.value = v;
                     self.changed_at = t;
-                } else if t - self.changed_at > params.refresh + gap {
+                } else if t - self.changed_at > params.refresh * HOLD {
                     self.rates = [0.0; N];
                 }
             }
@@ -417,6 +423,59 @@ mod tests {
         // From the first change on, never 0, 0, 3x: the rate is held between writes.
         let from_first_change = &shown[3..];
         assert!(from_first_change.iter().all(|&r| r == 100.0), "{shown:?}");
+    }
+
+    /// A log written every `refresh` s (its first write at `phase`), of traffic at 1000/s from
+    /// 20 s to 120 s, polled every `gap` s for 200 s: the rates times the polls' gaps add up to
+    /// the traffic, within one write.
+    fn integral(refresh: f64, phase: f64, gap: f64) -> f64 {
+        let mut e = engine(Params { refresh, ..USAGE });
+        let traffic = |t: f64| (t.clamp(20.0, 120.0) - 20.0) * 1000.0;
+        let (mut sum, mut t) = (0.0, 0.0);
+        while t < 200.0 {
+            let last_write = ((t - phase) / refresh).floor() * refresh + phase;
+            let rate = counter(&mut e, t, traffic(last_write.max(0.0))).0;
+            if t > 0.0 {
+                sum += rate * gap;
+            }
+            t += gap;
+        }
+        sum
+    }
+
+    #[test]
+    fn rates_times_gaps_add_up_to_the_growth() {
+        for (refresh, phase, gap) in [
+            (30.0, 7.0, 10.0),
+            (30.0, 0.5, 7.0),
+            (1.0, 0.3, 2.0),
+            (15.0, 3.0, 5.0),
+        ] {
+            let sum = integral(refresh, phase, gap);
+            assert!(
+                (sum - 100_000.0).abs() <= 1000.0 * refresh,
+                "refresh {refresh}, gap {gap}: {sum}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_standing_counter_is_held_until_a_write_was_due() {
+        // Written every 30 s, polled every 10 s: held 37.5 s after the last change.
+        let mut e = engine(USAGE);
+        counter(&mut e, 0.0, 0.0);
+        assert_eq!(counter(&mut e, 30.0, 3000.0).0, 100.0);
+        assert_eq!(counter(&mut e, 40.0, 3000.0).0, 100.0);
+        assert_eq!(counter(&mut e, 60.0, 3000.0).0, 100.0);
+        assert_eq!(counter(&mut e, 70.0, 3000.0).0, 0.0);
+        // Written every second, polled every 2 s: a poll without a change means no traffic.
+        let mut e = engine(Params {
+            refresh: 1.0,
+            ..USAGE
+        });
+        counter(&mut e, 0.0, 0.0);
+        assert_eq!(counter(&mut e, 2.0, 2000.0).0, 1000.0);
+        assert_eq!(counter(&mut e, 4.0, 2000.0).0, 0.0);
     }
 
     #[test]
