@@ -163,8 +163,9 @@ fn state_line(
         return Line::raw("waiting for the first answer...");
     };
     let mut text = format!("updated {}, {} rows", age(updated), page.total);
-    if !ui.filters[ui.pane.index()].is_empty() {
-        text.push_str(&format!(", {} matching", page.matching));
+    let filter = &ui.filters[ui.pane.index()];
+    if !filter.is_empty() {
+        text.push_str(&format!(", {} matching /{}", page.matching, shown(filter)));
     }
     text.push_str(&format!(
         ", sorted by {}{}",
@@ -196,12 +197,10 @@ fn key_line(ui: &Ui) -> Line<'static> {
             ),
         ]);
     }
-    let filter = &ui.filters[ui.pane.index()];
-    let mut keys = String::from("Tab/1-4 pane  s sort  r reverse  / filter  p pause  q quit");
-    if !filter.is_empty() {
-        keys = format!("/{}  {keys}", shown(filter));
-    }
-    Line::styled(keys, Style::new().fg(Color::DarkGray))
+    Line::styled(
+        "Tab/1-4 pane  s sort  r reverse  / filter  p pause  q quit",
+        Style::new().fg(Color::DarkGray),
+    )
 }
 
 fn draw_table(frame: &mut Frame, area: Rect, pane: &dyn PaneView, ui: &Ui) -> super::view::Page {
@@ -518,7 +517,7 @@ mod tests {
         assert!(screen(&m, &ui, t0)[23].starts_with("filter: PHO_"));
         ui.on_key(key(KeyCode::Enter), &m);
         let lines = screen(&m, &ui, t0);
-        assert!(lines[1].contains("2 rows, 1 matching"), "{}", lines[1]);
+        assert!(lines[1].contains("2 rows, 1 matching /PHO"), "{}", lines[1]);
         assert!(lines[5].starts_with("alice/photos") && lines[6].trim().is_empty());
         // q while typing is text; afterwards it quits, as do Ctrl-C and Esc.
         ui.on_key(key(KeyCode::Char('/')), &m);
