@@ -625,6 +625,14 @@ mod tests {
     }
 
     proptest! {
+        // Failing seeds are kept with the other property tests' (tests/properties.rs).
+        #![proptest_config(ProptestConfig {
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::Direct("tests/regressions/rates.txt"),
+            )),
+            ..ProptestConfig::default()
+        })]
+
         /// Rates are never negative (nor NaN), and a reset never gives a spike: with a counter
         /// read as it is (no lag), no rate exceeds the fastest the counter really grew.
         #[test]
