@@ -81,21 +81,23 @@ pub enum Trend {
 #[derive(Clone, Debug, Default)]
 pub struct History {
     ring: [f32; HISTORY],
-    next: usize,
-    len: usize,
+    next: u8,
+    len: u8,
 }
 
 impl History {
     fn push(&mut self, v: f64) {
-        self.ring[self.next] = v as f32;
-        self.next = (self.next + 1) % HISTORY;
-        self.len = (self.len + 1).min(HISTORY);
+        let next = usize::from(self.next);
+        self.ring[next] = v as f32;
+        self.next = ((next + 1) % HISTORY) as u8;
+        self.len = (usize::from(self.len) + 1).min(HISTORY) as u8;
     }
 
     /// Oldest first.
     pub fn iter(&self) -> impl Iterator<Item = f64> + '_ {
-        let start = (self.next + HISTORY - self.len) % HISTORY;
-        (0..self.len).map(move |i| f64::from(self.ring[(start + i) % HISTORY]))
+        let len = usize::from(self.len);
+        let start = (usize::from(self.next) + HISTORY - len) % HISTORY;
+        (0..len).map(move |i| f64::from(self.ring[(start + i) % HISTORY]))
     }
 
     fn peak(&self) -> f64 {
@@ -262,6 +264,11 @@ impl<K: Hash + Eq, const N: usize> Engine<K, N> {
         };
         self.polls += 1;
         let (poll, params) = (self.polls, self.params);
+        let readings = readings.into_iter();
+        // Room for the series this poll may add, at once rather than by doubling: a first
+        // poll of 50,000 series would otherwise hold the table twice while it grows.
+        self.series
+            .reserve(readings.size_hint().0.saturating_sub(self.series.len()));
         for (key, reading) in readings {
             match self.series.entry(key) {
                 Entry::Occupied(mut e) => e.get_mut().observe(reading, t, poll, &params),
@@ -366,13 +373,22 @@ impl<K: Hash + Eq + Clone, const N: usize> HourStitch<K, N> {
         let open = &self.open;
         self.closed
             .retain(|key, _| open.values().any(|hour| hour.contains_key(key)));
+        let closed = |key: &K| self.closed.get(key).copied().unwrap_or([0; N]);
+        if let [hour] = Vec::from_iter(open.values())[..] {
+            // One hour read (all but the grace after a rollover): no map of totals needed.
+            return hour
+                .iter()
+                .map(|(key, figures)| {
+                    let mut total = closed(key);
+                    add(&mut total, figures);
+                    (key.clone(), total)
+                })
+                .collect();
+        }
         let mut totals: HashMap<&K, [u64; N]> = HashMap::new();
-        for hour in self.open.values() {
+        for hour in open.values() {
             for (key, figures) in hour {
-                let slot = totals
-                    .entry(key)
-                    .or_insert_with(|| self.closed.get(key).copied().unwrap_or([0; N]));
-                add(slot, figures);
+                add(totals.entry(key).or_insert_with(|| closed(key)), figures);
             }
         }
         totals.into_iter().map(|(k, v)| (k.clone(), v)).collect()
