@@ -8,6 +8,9 @@
 //! `cargo test`). The answers have 1000 users x 4 buckets x 8 categories, and as many hours as
 //! the size takes. Then one hour of many distinct buckets (10 per user, 6 categories):
 //! `CSE_BENCH_BUCKETS=100000,500000` (1000 under `cargo test`), for the memory a bucket costs.
+//! Then `watch`'s cost at scale: one poll of a current-hour answer of many buckets (parse, hour
+//! totals, the engines' update) and the engines' update alone, `CSE_BENCH_WATCH=50000` (1000
+//! under `cargo test`).
 
 use std::io::{BufWriter, Read, Write};
 use std::net::TcpListener;
@@ -19,6 +22,9 @@ use ceph_stats_exporter::payload::PayloadWriter;
 use ceph_stats_exporter::snapshot::{Snapshot, SnapshotData};
 use ceph_stats_exporter::synth::Shape;
 use ceph_stats_exporter::usage;
+use ceph_stats_exporter::watch::sources::{Data, SourceId, Update};
+use ceph_stats_exporter::watch::usage::{hour_figures, UsageTotals};
+use ceph_stats_exporter::watch::view::{Model, Setup};
 use ceph_stats_exporter::window::Window;
 
 const USERS: usize = 1000;
@@ -27,6 +33,10 @@ const CATEGORIES: usize = 8;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--measure-watch") {
+        measure_watch(&args[i + 1], args[i + 2].parse().expect("a number"));
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--measure") {
         let number = |k: usize| args[i + k].parse().expect("a number");
         let shape = Shape {
@@ -77,8 +87,123 @@ fn main() {
             (m1 - m0) * 1024.0 * 1024.0 / (n1 - n0) as f64
         );
     }
+    for n in list("CSE_BENCH_WATCH", if bench { "50000" } else { "1000" }) {
+        watch_poll(n as usize);
+    }
     idle_daemon();
     once_dry_run();
+}
+
+/// One hour of `n` buckets (10 per user, 6 categories), as `watch` reads the current hour.
+fn watch_shape(n: usize) -> Shape {
+    Shape {
+        hours: 1,
+        ..Shape::sized(0, n.div_ceil(10), 10, 6)
+    }
+}
+
+/// `watch`'s polls of an answer of `n` buckets, in a fresh child.
+fn watch_poll(n: usize) {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    let bytes = watch_shape(n)
+        .write(BufWriter::with_capacity(1 << 20, file.as_file()))
+        .expect("writing the answer");
+    let out = Command::new(std::env::current_exe().expect("own path"))
+        .arg("--measure-watch")
+        .arg(file.path())
+        .arg(n.to_string())
+        .output()
+        .expect("the measuring child runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    print!(
+        "watch, {n} buckets ({bytes} bytes): {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// In the child: two polls as `watch` makes them (the answer parsed as it streams, summed per
+/// bucket, stitched into totals, applied to the user and bucket engines), then the engines'
+/// update alone with every counter moved; CPU time of each and the peak RSS.
+fn measure_watch(path: &str, n: usize) {
+    let shape = watch_shape(n);
+    let start = chrono::DateTime::from_timestamp(shape.start_epoch, 0).expect("epoch");
+    let window = Window {
+        start,
+        end: start + chrono::TimeDelta::hours(1),
+    };
+    let t0 = Instant::now();
+    let mut model = Model::new(
+        Setup {
+            usage_lag: 30.0,
+            prometheus_refresh: 15.0,
+            notes: Default::default(),
+        },
+        t0,
+    );
+    let mut totals = UsageTotals::default();
+    let mut read = || {
+        let file = std::fs::File::open(path).expect("answer");
+        let report = usage::parse_reader(file, window, true, usage::DEFAULT_MAX_BUCKETS)
+            .expect("the synthetic answer parses");
+        totals.update(vec![(start, hour_figures(report))])
+    };
+    // A poll as watch makes it: read, then applied.
+    let mut poll = |at: Duration, (users, buckets)| {
+        model.apply(update(t0 + at, Data::Usage { users, buckets }));
+    };
+    let cpu = |f: &mut dyn FnMut()| {
+        let cpu0 = cpu_seconds();
+        f();
+        cpu_seconds() - cpu0
+    };
+    // Five polls, as watch makes them: the peak is that of a watch that has run a while.
+    let mut answer = None;
+    let mut polls = vec![];
+    for i in 1..=5 {
+        let read = cpu(&mut || answer = Some(read()));
+        let apply = cpu(&mut || poll(Duration::from_secs(5 * i), answer.take().expect("read")));
+        polls.push((read, apply));
+    }
+    let ((read1, apply1), (read5, apply5)) = (polls[0], polls[4]);
+    // Every counter moved: the engines' change path for each series.
+    let (users, buckets) = read();
+    let moved = |v: [f64; 3]| v.map(|x| x + 1000.0);
+    let series = users.len() + buckets.len();
+    let cpu0 = cpu_seconds();
+    model.apply(update(
+        t0 + Duration::from_secs(30),
+        Data::Usage {
+            users: users.into_iter().map(|(k, v)| (k, moved(v))).collect(),
+            buckets: buckets.into_iter().map(|(k, v)| (k, moved(v))).collect(),
+        },
+    ));
+    let engines = cpu_seconds() - cpu0;
+    assert_eq!(model.buckets.engine.len(), n);
+    println!(
+        "a poll {:.0} ms CPU (read {:.0} + engines {:.0} ms; the first {:.0} + {:.0} ms); \
+         engines' update of {series} series, every counter moved: {:.1} ms CPU; peak RSS over \
+         6 polls {:.1} MiB",
+        (read5 + apply5) * 1000.0,
+        read5 * 1000.0,
+        apply5 * 1000.0,
+        read1 * 1000.0,
+        apply1 * 1000.0,
+        engines * 1000.0,
+        vm_hwm_kib() as f64 / 1024.0
+    );
+}
+
+fn update(at: Instant, data: Data) -> Update {
+    Update {
+        source: SourceId::Usage,
+        at,
+        time: chrono::Utc::now(),
+        result: Ok(data),
+    }
 }
 
 /// Writes an answer of `shape` and measures it in a fresh child; returns its size and the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # dev/test.sh: the whole test suite, real-cluster tests included. Run as root on Debian 12.
-# Installs what the tests need (Ceph from Debian's packages, curl, openssl, faketime; python3's
+# Installs what the tests need (Ceph from Debian's packages, curl, openssl, faketime, tmux; python3's
 # venv, into which dev/sigv4-botocore.sh installs botocore from PyPI on first use; DuckDB from
 # PyPI), starts the loopback cluster (dev/ceph/start.sh; a running one is reused), adds the test
 # users alice and bob, then runs every test: `cargo test -- --include-ignored` (the tests that need the cluster
@@ -11,7 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs) first" >&2; exit 1; }
 
 need=()
-for p in curl openssl faketime; do
+for p in curl openssl faketime tmux; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
 done
 # tests/sigv4.rs compares the v4 signer with botocore, installed into a virtual environment.

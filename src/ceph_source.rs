@@ -86,38 +86,14 @@ pub enum CephSourceError {
     },
     #[error("{url}: unexpected answer: {reason}")]
     Envelope { url: String, reason: String },
+    #[error("{from}: not supported for {what}: configure a `command` source")]
+    Unsupported { from: String, what: &'static str },
 }
 
 /// Fetches `osd df tree` as JSON bytes.
 pub async fn fetch_osd_df_tree(source: &CephSource) -> Result<Vec<u8>, CephSourceError> {
     match source {
-        CephSource::Command {
-            binary,
-            conf,
-            keyring,
-            name,
-            timeout,
-        } => {
-            let mut args: Vec<String> = Vec::new();
-            if let Some(c) = conf {
-                args.extend(["--conf".into(), c.display().to_string()]);
-            }
-            if let Some(k) = keyring {
-                args.extend(["--keyring".into(), k.display().to_string()]);
-            }
-            if let Some(n) = name {
-                args.extend(["--name".into(), n.clone()]);
-            }
-            // Without an active mgr, `osd df` waits forever; this makes the CLI give up on its
-            // own, and the timeout below kills it if it does not.
-            args.push(format!("--connect-timeout={}", timeout.as_secs().max(1)));
-            args.push(format!(
-                "--rados-mon-op-timeout={}",
-                timeout.as_secs().max(1)
-            ));
-            args.extend(["osd", "df", "tree", "--format", "json"].map(String::from));
-            run_command(&binary.display().to_string(), &args, *timeout).await
-        }
+        CephSource::Command { .. } => run_ceph(source, &["osd", "df", "tree"], "osd df tree").await,
         CephSource::Restful {
             url,
             user,
@@ -176,6 +152,54 @@ pub async fn fetch_osd_df_tree(source: &CephSource) -> Result<Vec<u8>, CephSourc
             unwrap_wrapped(body).map_err(|reason| envelope(url, reason))
         }
     }
+}
+
+/// Fetches `osd pool stats` (per pool client I/O and recovery rates) as JSON bytes: from the
+/// `command` source only (the other sources serve `osd df tree` alone).
+pub async fn fetch_pool_stats(source: &CephSource) -> Result<Vec<u8>, CephSourceError> {
+    run_ceph(source, &["osd", "pool", "stats"], "pool stats").await
+}
+
+/// Runs `ceph COMMAND --format json` as a `command` source is configured; the other sources
+/// cannot run `what`.
+async fn run_ceph(
+    source: &CephSource,
+    command: &[&str],
+    what: &'static str,
+) -> Result<Vec<u8>, CephSourceError> {
+    let CephSource::Command {
+        binary,
+        conf,
+        keyring,
+        name,
+        timeout,
+    } = source
+    else {
+        return Err(CephSourceError::Unsupported {
+            from: source.describe(),
+            what,
+        });
+    };
+    let mut args: Vec<String> = Vec::new();
+    if let Some(c) = conf {
+        args.extend(["--conf".into(), c.display().to_string()]);
+    }
+    if let Some(k) = keyring {
+        args.extend(["--keyring".into(), k.display().to_string()]);
+    }
+    if let Some(n) = name {
+        args.extend(["--name".into(), n.clone()]);
+    }
+    // Without an active mgr, mgr commands (`osd df`, `osd pool stats`) wait forever; this
+    // makes the CLI give up on its own, and the timeout below kills it if it does not.
+    args.push(format!("--connect-timeout={}", timeout.as_secs().max(1)));
+    args.push(format!(
+        "--rados-mon-op-timeout={}",
+        timeout.as_secs().max(1)
+    ));
+    args.extend(command.iter().map(|c| c.to_string()));
+    args.extend(["--format", "json"].map(String::from));
+    run_command(&binary.display().to_string(), &args, *timeout).await
 }
 
 fn envelope(url: &url::Url, reason: impl ToString) -> CephSourceError {
@@ -382,6 +406,20 @@ mod tests {
         run_command("sh", &args, Duration::from_secs(20))
             .await
             .unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn pool_stats_need_the_command_source() {
+        let source = CephSource::Http {
+            url: Url::parse("http://127.0.0.1:9/tree").unwrap(),
+            ca_file: None,
+            timeout: Duration::from_secs(1),
+        };
+        let err = fetch_pool_stats(&source).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "http://127.0.0.1:9/tree: not supported for pool stats: configure a `command` source"
+        );
     }
 
     #[tokio::test]

@@ -40,4 +40,5 @@ pub mod synth;
 #[cfg(test)]
 mod testutil;
 pub mod usage;
+pub mod watch;
 pub mod window;

@@ -63,12 +63,19 @@ enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff).
     Man,
+    /// Live traffic per pool, gateway, user and bucket: rates, trends and recent history in a
+    /// full-screen view (keys: Tab or 1-4 pane, s sort, r reverse, / filter, p pause, q quit),
+    /// or one JSON line per series per interval.
+    Watch(ceph_stats_exporter::watch::WatchArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    // The full-screen view owns the terminal: log lines would tear it (errors show in its panes).
+    if !matches!(&cli.command, Some(Command::Watch(w)) if w.full_screen()) {
+        logging::init(cli.log_format);
+    }
     match run(cli).await {
         Ok(code) => code,
         Err(message) => {
@@ -97,6 +104,13 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             return Ok(ExitCode::SUCCESS);
         }
         Some(Command::Check) => return Ok(check(&cli.config).await),
+        Some(Command::Watch(args)) => {
+            let config = load_config(&cli.config)?;
+            ceph_stats_exporter::watch::run(&config, args)
+                .await
+                .map_err(|e| format!("watch: {e}"))?;
+            return Ok(ExitCode::SUCCESS);
+        }
     }
     let config = load_config(&cli.config)?;
     let explicit_window = match (cli.from, cli.to) {

@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use super::{Fire, Job, JobError, Windowed};
 use crate::s3::{Endpoint, S3Client};
 use crate::snapshot::{Labels, Snapshot, SnapshotData};
-use crate::usage;
+use crate::usage::{self, UsageReport};
 use crate::window::{Window, WindowLength};
 
 /// What an `rgw_usage` instance is configured with.
@@ -50,6 +50,37 @@ impl Windowed for RgwUsage {
     }
 }
 
+/// Reads the usage log of `window` through `admin` as `settings` say (entries, one user, the
+/// bucket limit). The answer can run to hundreds of megabytes on a large cluster: it goes to a
+/// temporary file and is parsed from there as a stream, in bounded memory.
+pub async fn read_window(
+    admin: &S3Client,
+    settings: &Settings,
+    window: Window,
+) -> Result<UsageReport, JobError> {
+    let start = Window::query_bound(window.start);
+    let end = Window::query_bound(window.end);
+    let mut query = vec![
+        ("format", "json"),
+        ("show-entries", flag(settings.show_entries)),
+        ("show-summary", "True"),
+        ("start", start.as_str()),
+        ("end", end.as_str()),
+    ];
+    if let Some(uid) = &settings.uid {
+        query.push(("uid", uid));
+    }
+    let file = admin.admin_get_file("/admin/usage", &query).await?;
+    let from = format!("{}admin/usage", admin.endpoint());
+    let (with_entries, max_buckets) = (settings.show_entries, settings.max_buckets);
+    let parsed = tokio::task::spawn_blocking(move || {
+        usage::parse_reader(file, window, with_entries, max_buckets)
+    })
+    .await
+    .map_err(|e| JobError::Task(e.to_string()))?;
+    parsed.map_err(|source| JobError::Usage { from, source })
+}
+
 /// RGW's boolean spelling in query strings.
 fn flag(b: bool) -> &'static str {
     if b {
@@ -70,30 +101,8 @@ impl Job for RgwUsage {
             Some(w) => w,
             None => self.window_at(fire.time)?,
         };
-        let start = Window::query_bound(window.start);
-        let end = Window::query_bound(window.end);
-        let mut query = vec![
-            ("format", "json"),
-            ("show-entries", flag(self.settings.show_entries)),
-            ("show-summary", "True"),
-            ("start", start.as_str()),
-            ("end", end.as_str()),
-        ];
-        if let Some(uid) = &self.settings.uid {
-            query.push(("uid", uid));
-        }
-        // The answer can run to hundreds of megabytes on a large cluster: it goes to a
-        // temporary file and is parsed from there as a stream, in bounded memory.
-        let file = self.admin.admin_get_file("/admin/usage", &query).await?;
+        let report = read_window(&self.admin, &self.settings, window).await?;
         let collected_at = Utc::now();
-        let from = format!("{}admin/usage", self.admin.endpoint());
-        let (with_entries, max_buckets) = (self.settings.show_entries, self.settings.max_buckets);
-        let parsed = tokio::task::spawn_blocking(move || {
-            usage::parse_reader(file, window, with_entries, max_buckets)
-        })
-        .await
-        .map_err(|e| JobError::Task(e.to_string()))?;
-        let report = parsed.map_err(|source| JobError::Usage { from, source })?;
         Ok(Snapshot {
             job: self.name.clone(),
             labels: self.labels.clone(),
