@@ -108,21 +108,12 @@ fn watch_poll(n: usize) {
     let bytes = watch_shape(n)
         .write(BufWriter::with_capacity(1 << 20, file.as_file()))
         .expect("writing the answer");
-    let out = Command::new(std::env::current_exe().expect("own path"))
-        .arg("--measure-watch")
-        .arg(file.path())
-        .arg(n.to_string())
-        .output()
-        .expect("the measuring child runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    print!(
-        "watch, {n} buckets ({bytes} bytes): {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let report = in_child(&[
+        "--measure-watch".into(),
+        file.path().into(),
+        n.to_string().into(),
+    ]);
+    print!("watch, {n} buckets ({bytes} bytes): {report}");
 }
 
 /// In the child: two polls as `watch` makes them (the answer parsed as it streams, summed per
@@ -213,18 +204,23 @@ fn run_child(shape: Shape) -> (u64, String) {
     let bytes = shape
         .write(BufWriter::with_capacity(1 << 20, file.as_file()))
         .expect("writing the answer");
+    let mut args = vec!["--measure".into(), file.path().into()];
+    args.extend(
+        [
+            shape.hours,
+            shape.users,
+            shape.buckets_per_user,
+            shape.categories,
+        ]
+        .map(|n| n.to_string().into()),
+    );
+    (bytes, in_child(&args))
+}
+
+/// Runs this bench again with `args`, in a fresh process; returns what it printed.
+fn in_child(args: &[std::ffi::OsString]) -> String {
     let out = Command::new(std::env::current_exe().expect("own path"))
-        .arg("--measure")
-        .arg(file.path())
-        .args(
-            [
-                shape.hours,
-                shape.users,
-                shape.buckets_per_user,
-                shape.categories,
-            ]
-            .map(|n| n.to_string()),
-        )
+        .args(args)
         .output()
         .expect("the measuring child runs");
     assert!(
@@ -232,7 +228,7 @@ fn run_child(shape: Shape) -> (u64, String) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (bytes, String::from_utf8_lossy(&out.stdout).into_owned())
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The MiB figure after "peak RSS" in a child's report.

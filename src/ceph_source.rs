@@ -68,7 +68,7 @@ pub enum CephSourceError {
     },
     #[error("`{command}` did not finish within {timeout:?} (is a mgr active?)")]
     CommandTimeout { command: String, timeout: Duration },
-    #[error("`{command}` printed more than {limit} bytes: not an `osd df tree` answer")]
+    #[error("`{command}` printed more than {limit} bytes: not the answer asked for")]
     CommandOutputTooLarge { command: String, limit: u64 },
     #[error("`{command}` failed ({status}): {stderr}")]
     CommandFailed {
@@ -141,17 +141,25 @@ pub async fn fetch_osd_df_tree(source: &CephSource) -> Result<Vec<u8>, CephSourc
             ca_file,
             timeout,
         } => {
-            let client =
-                http::client(*timeout, *timeout, ca_file.as_deref(), false).map_err(|source| {
-                    CephSourceError::Http {
-                        url: http::shown(url),
-                        source,
-                    }
-                })?;
-            let body = send(client.get(url.clone()), url, *timeout).await?;
+            let body = get(url, ca_file.as_deref(), *timeout).await?;
             unwrap_wrapped(body).map_err(|reason| envelope(url, reason))
         }
     }
+}
+
+/// GETs a page of the mgr or a proxy (`osd df tree`, prometheus metrics): bounded in size and
+/// time, no redirect followed, a non-2xx answer an error with an excerpt of its body.
+pub async fn get(
+    url: &Url,
+    ca_file: Option<&std::path::Path>,
+    timeout: Duration,
+) -> Result<Vec<u8>, CephSourceError> {
+    let client =
+        http::client(timeout, timeout, ca_file, false).map_err(|source| CephSourceError::Http {
+            url: http::shown(url),
+            source,
+        })?;
+    send(client.get(url.clone()), url, timeout).await
 }
 
 /// Fetches `osd pool stats` (per pool client I/O and recovery rates) as JSON bytes: from the

@@ -14,13 +14,10 @@ use super::pools::{self, PoolRates, PoolStatsError};
 use super::usage::{self, Bucket, Counters, UsageTotals};
 use crate::ceph_source::{self, CephSource, CephSourceError};
 use crate::config::{Config, JobKind};
-use crate::http::{self, HttpError};
+use crate::http;
 use crate::jobs::rgw_usage::{self, Settings};
 use crate::jobs::JobError;
 use crate::s3::{S3Client, S3Error};
-
-/// The most a prometheus answer may hold (a large cluster's is a few MiB).
-const MAX_METRICS_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceId {
@@ -60,14 +57,6 @@ pub enum WatchError {
         source: PoolStatsError,
     },
     #[error("{url}: {source}")]
-    Http { url: String, source: HttpError },
-    #[error("{url}: HTTP {status}: {excerpt}")]
-    Status {
-        url: String,
-        status: u16,
-        excerpt: String,
-    },
-    #[error("{url}: {source}")]
     Gateways { url: String, source: GatewayError },
     #[error(transparent)]
     Admin(#[from] S3Error),
@@ -78,11 +67,7 @@ pub enum WatchError {
 /// A source and what it keeps between polls.
 pub enum Source {
     Pools(Option<CephSource>),
-    Gateways {
-        url: Url,
-        client: Result<reqwest::Client, HttpError>,
-        timeout: Duration,
-    },
+    Gateways { url: Url, timeout: Duration },
     Usage(Option<Box<UsageSource>>),
 }
 
@@ -138,7 +123,6 @@ impl Source {
         Ok([
             Source::Pools(ceph),
             Source::Gateways {
-                client: http::client(timeout, timeout, None, false),
                 url: prometheus,
                 timeout,
             },
@@ -191,36 +175,11 @@ impl Source {
                 })?;
                 Ok(Data::Pools(pools))
             }
-            Source::Gateways {
-                url,
-                client,
-                timeout,
-            } => {
-                let shown = http::shown(url);
-                let http_err = |source| WatchError::Http {
-                    url: shown.clone(),
-                    source,
-                };
-                let client = client.as_ref().map_err(|e| http_err(clone_error(e)))?;
-                let resp = client
-                    .get(url.clone())
-                    .send()
-                    .await
-                    .map_err(|e| http_err(http::classify(e, *timeout)))?;
-                let status = resp.status();
-                let body = http::read_limited(resp, MAX_METRICS_BYTES, *timeout)
-                    .await
-                    .map_err(http_err)?;
-                if !status.is_success() {
-                    return Err(WatchError::Status {
-                        url: shown,
-                        status: status.as_u16(),
-                        excerpt: http::excerpt(&body),
-                    });
-                }
+            Source::Gateways { url, timeout } => {
+                let body = ceph_source::get(url, None, *timeout).await?;
                 let text = String::from_utf8_lossy(&body);
                 let gateways = gateways::parse(&text).map_err(|source| WatchError::Gateways {
-                    url: shown.clone(),
+                    url: http::shown(url),
                     source,
                 })?;
                 Ok(Data::Gateways(gateways))
@@ -237,11 +196,6 @@ impl Source {
             }
         }
     }
-}
-
-/// The client could not be built (a TLS setup error): the same error at every poll.
-fn clone_error(e: &HttpError) -> HttpError {
-    HttpError::Transport(e.to_string())
 }
 
 /// Polls `source` every `interval` (`count` times, or until the receiver is gone), sending each

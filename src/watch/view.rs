@@ -376,11 +376,13 @@ impl Model {
     pub fn new(setup: Setup, started: Instant) -> Model {
         use Unit::{Bytes, Count};
         let [pools, gateways, users, buckets] = setup.notes;
-        let usage = Params {
-            refresh: setup.usage_lag,
-            born_at_zero: true,
+        // A missing series is shown for three polls.
+        let params = |refresh, born_at_zero| Params {
+            refresh,
+            born_at_zero,
             linger: 3,
         };
+        let usage = params(setup.usage_lag, true);
         let usage_columns = [
             col("op/s", "ops_per_sec", Count),
             col("sent B/s", "bytes_sent_per_sec", Bytes),
@@ -397,14 +399,7 @@ impl Model {
                     col("wr op/s", "write_ops_per_sec", Count),
                     col("rec B/s", "recovery_bytes_per_sec", Bytes),
                 ],
-                Engine::new(
-                    Params {
-                        refresh: 0.0,
-                        born_at_zero: false,
-                        linger: 3,
-                    },
-                    pool_score,
-                ),
+                Engine::new(params(0.0, false), pool_score),
                 pools,
             ),
             gateways: Pane::new(
@@ -416,14 +411,7 @@ impl Model {
                     col("get B/s", "get_bytes_per_sec", Bytes),
                     col("put B/s", "put_bytes_per_sec", Bytes),
                 ],
-                Engine::new(
-                    Params {
-                        refresh: setup.prometheus_refresh,
-                        born_at_zero: false,
-                        linger: 3,
-                    },
-                    gateway_score,
-                ),
+                Engine::new(params(setup.prometheus_refresh, false), gateway_score),
                 gateways,
             ),
             users: Pane::new(
