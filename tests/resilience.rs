@@ -419,6 +419,18 @@ fn two_usage_instances_catch_up_independently_each_for_its_user() {
         write_checkpoint(&state, name, current_end - TimeDelta::hours(behind));
     }
 
+    // RGW's numbers for the three windows, settled before the exporter reads them: this
+    // test's own requests must not land between the two reads.
+    let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let truths: std::collections::BTreeMap<String, Value> = (1..=3)
+        .map(|h| {
+            let start = current_end - TimeDelta::hours(h);
+            let end = start + TimeDelta::hours(1);
+            let key = start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            (key, settled_usage(&fmt(start), &fmt(end)))
+        })
+        .collect();
+
     let out = exporter(&cfg, &["--once"]);
     let log = stderr(&out);
     assert!(out.status.success(), "{log}");
@@ -431,14 +443,7 @@ fn two_usage_instances_catch_up_independently_each_for_its_user() {
                 (&doc["job"], &doc["zone"]),
                 (&name.into(), &"default".into())
             );
-            let (start, end) = (&doc["window"]["start"], &doc["window"]["end"]);
-            let at = |v: &Value| {
-                DateTime::parse_from_rfc3339(v.as_str().unwrap())
-                    .unwrap()
-                    .format("%Y-%m-%d %H:%M:%S")
-                    .to_string()
-            };
-            let truth = settled_usage(&at(start), &at(end));
+            let truth = &truths[doc["window"]["start"].as_str().unwrap()];
             let theirs: Vec<&Value> = truth["summary"]
                 .as_array()
                 .unwrap()
