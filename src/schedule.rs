@@ -102,7 +102,12 @@ impl Schedule {
 
     /// The next `n` fire times from now.
     pub fn upcoming(&self, n: usize) -> Vec<DateTime<Utc>> {
-        std::iter::successors(self.next_after(Utc::now()), |t| self.next_after(*t))
+        self.upcoming_after(Utc::now(), n)
+    }
+
+    /// The next `n` fire times after `t`.
+    pub fn upcoming_after(&self, t: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+        std::iter::successors(self.next_after(t), |t| self.next_after(*t))
             .take(n)
             .collect()
     }

@@ -397,7 +397,7 @@ impl Ctx<'_> {
                         .map_err(|e| self.err(Some(w.span()), &at("window"), e))?,
                 };
                 let schedule_span = j.schedule.as_ref().or(j.every.as_ref()).map(Spanned::span);
-                covers_every_window(&common.schedule, window)
+                covers_every_window(&common.schedule, window, self.env.now())
                     .map_err(|e| self.err(schedule_span, &at("schedule"), e))?;
                 let max_buckets = match &j.max_buckets {
                     None => crate::usage::DEFAULT_MAX_BUCKETS,
@@ -547,7 +547,7 @@ impl Ctx<'_> {
             }
         }
         // The next few fires must each get their own key, or they would overwrite each other.
-        for pair in schedule.upcoming(4).windows(2) {
+        for pair in schedule.upcoming_after(self.env.now(), 4).windows(2) {
             key.check_distinguishes(pair[0], pair[1])
                 .map_err(|e| self.err(key_span.clone(), &at("key"), e))?;
         }
@@ -701,13 +701,17 @@ fn is_instance_name(name: &str) -> bool {
 
 /// Every usage window must be asked for by some fire, or it would never be archived (nor
 /// caught up, since a missed window is named after the fire that should have asked for it).
-fn covers_every_window(schedule: &Schedule, window: WindowLength) -> Result<(), String> {
+fn covers_every_window(
+    schedule: &Schedule,
+    window: WindowLength,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), String> {
     let longest = match window {
         WindowLength::Hours(h) => chrono::TimeDelta::hours(i64::from(h)),
         // A calendar day lasts 23 to 25 hours across DST changes.
         WindowLength::Day => chrono::TimeDelta::hours(25),
     };
-    for pair in schedule.upcoming(400).windows(2) {
+    for pair in schedule.upcoming_after(now, 400).windows(2) {
         let (a, b) = (pair[0], pair[1]);
         if b - a > longest {
             return Err(format!(
