@@ -696,8 +696,23 @@ fn duckdb_reads_a_records_archive_as_it_is_and_sums_what_radosgw_admin_says() {
         .expect("python3 runs");
     assert!(out.status.success(), "duckdb: {}", stderr(&out));
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let partitions = got["partitions"].as_array().unwrap();
-    assert_eq!(partitions.len(), 2, "{got}");
+    // An hour's object with no records adds no rows: the partitions DuckDB sees are exactly
+    // the hours radosgw-admin has entries for (a fresh cluster has none in the earlier one).
+    let mut hours: Vec<Value> = expected["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["buckets"].as_array().unwrap())
+        .map(|b| {
+            let t = b["time"].as_str().unwrap();
+            let hour: u64 = t[11..13].parse().unwrap();
+            serde_json::json!([&t[..10], hour])
+        })
+        .collect();
+    hours.sort_by_key(|h| h.to_string());
+    hours.dedup();
+    assert!(!hours.is_empty(), "no usage entries in {expected}");
+    assert_eq!(got["partitions"], Value::Array(hours), "{got}");
     // The users who made traffic (the exporter's own requests keep coming in meanwhile).
     for user in ["alice", "bob"] {
         let s = expected["summary"]

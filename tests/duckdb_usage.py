@@ -25,7 +25,7 @@ print(
     json.dumps(
         {
             "owners": {r[0]: [int(x) for x in r[1:]] for r in rows},
-            "partitions": [[str(d), str(h)] for d, h in partitions],
+            "partitions": [[str(d), int(h)] for d, h in partitions],
         }
     )
 )
