@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use ceph_stats_exporter::payload::{Payload, PayloadWriter};
 use ceph_stats_exporter::s3::S3Client;
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, NaiveDate, TimeDelta, Timelike, Utc};
 use serde_json::Value;
 
 use support::cluster::*;
@@ -696,8 +696,9 @@ fn duckdb_reads_a_records_archive_as_it_is_and_sums_what_radosgw_admin_says() {
         .expect("python3 runs");
     assert!(out.status.success(), "duckdb: {}", stderr(&out));
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
-    // An hour's object with no records adds no rows: the partitions DuckDB sees are exactly
-    // the hours radosgw-admin has entries for (a fresh cluster has none in the earlier one).
+    // An hour's object with no records adds no rows, and keys are named by the fire time, which
+    // for --from/--to is the window's end: the partitions DuckDB sees are the hours after those
+    // radosgw-admin has entries for (a fresh cluster has none in the earlier hour).
     let mut hours: Vec<Value> = expected["entries"]
         .as_array()
         .unwrap()
@@ -705,8 +706,13 @@ fn duckdb_reads_a_records_archive_as_it_is_and_sums_what_radosgw_admin_says() {
         .flat_map(|e| e["buckets"].as_array().unwrap())
         .map(|b| {
             let t = b["time"].as_str().unwrap();
-            let hour: u64 = t[11..13].parse().unwrap();
-            serde_json::json!([&t[..10], hour])
+            let start = NaiveDate::parse_from_str(&t[..10], "%Y-%m-%d")
+                .unwrap()
+                .and_hms_opt(t[11..13].parse().unwrap(), 0, 0)
+                .unwrap()
+                .and_utc();
+            let fire = start + TimeDelta::hours(1);
+            serde_json::json!([fire.format("%Y-%m-%d").to_string(), fire.hour()])
         })
         .collect();
     hours.sort_by_key(|h| h.to_string());
