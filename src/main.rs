@@ -9,7 +9,6 @@ use clap::{CommandFactory, Parser, Subcommand};
 use ceph_stats_exporter::app;
 use ceph_stats_exporter::config::{Config, JobKind};
 use ceph_stats_exporter::daemon::{Daemon, Signals};
-use ceph_stats_exporter::jobs::Fire;
 use ceph_stats_exporter::logging::{self, LogFormat};
 use ceph_stats_exporter::pipeline::{self, Context, JobSpec};
 use ceph_stats_exporter::report;
@@ -46,7 +45,9 @@ struct Cli {
     /// Start of an explicit usage window (RFC 3339, on a whole hour); needs --to and --once.
     #[arg(long, requires = "to", requires = "once")]
     from: Option<DateTime<Utc>>,
-    /// End of an explicit usage window (RFC 3339, exclusive); it also names the object.
+    /// End of an explicit usage window (RFC 3339, exclusive). The object gets the key of the
+    /// scheduled fire that reads this window, or, for a window the schedule never reads (another
+    /// length), the key of --to.
     #[arg(long, requires = "from", requires = "once")]
     to: Option<DateTime<Utc>>,
     /// Log line format on standard error.
@@ -324,13 +325,7 @@ async fn run_once(
     for spec in specs {
         let name = spec.job.name();
         let outcome = match explicit_window {
-            Some(w) => {
-                let fire = Fire {
-                    time: w.end,
-                    window: Some(w),
-                };
-                pipeline::run_explicit(spec, fire, cx).await
-            }
+            Some(w) => pipeline::run_explicit(spec, pipeline::explicit_fire(spec, w), cx).await,
             None => pipeline::run_fire(spec, now, cx, (), &CancellationToken::new()).await,
         };
         for key in &outcome.stored {

@@ -175,6 +175,12 @@ async fn list(
                 prefix: prefix.to_string(),
                 source,
             })?;
+        if page.next.is_some() && page.next == token {
+            return Err(bad(format!(
+                "the continuation token {:?} came back again",
+                token.unwrap_or_default()
+            )));
+        }
         for o in page.objects {
             // S3 lists in key order, each key once: anything else would loop or skip.
             if last.as_ref().is_some_and(|l| *l >= o.key) {
