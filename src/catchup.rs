@@ -135,7 +135,7 @@ pub fn fire_reading<E>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::utc;
+    use crate::testutil::{hour, utc};
     use crate::window::WindowLength;
     use chrono_tz::Tz;
     use std::convert::Infallible;
@@ -316,14 +316,6 @@ mod tests {
             advance(None, w("2026-11-22T07:00:00Z", "2026-11-22T08:00:00Z")),
             Some(utc("2026-11-22T08:00:00Z"))
         );
-    }
-
-    fn hour(start: &str) -> Window {
-        let start = utc(start);
-        Window {
-            start,
-            end: start + TimeDelta::hours(1),
-        }
     }
 
     #[test]

@@ -200,15 +200,7 @@ pub fn disagreement(job: &str, c: &Claims<'_>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::utc;
-
-    fn hour(start: &str) -> Window {
-        let start = utc(start);
-        Window {
-            start,
-            end: start + chrono::TimeDelta::hours(1),
-        }
-    }
+    use crate::testutil::{hour, utc};
 
     #[test]
     fn a_period_expects_every_whole_window_inside_it() {

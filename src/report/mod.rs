@@ -205,11 +205,20 @@ fn source(job: &JobConfig) -> Source<'_> {
     }
 }
 
-fn limits(scope: &Scope) -> Limits {
-    Limits {
+/// Reads `job`'s objects of the scope's period, handing each to `each`; returns how many.
+async fn read_job(
+    client: &S3Client,
+    config: &Config,
+    job: &JobConfig,
+    scope: &Scope,
+    each: impl FnMut(Item),
+) -> Result<u64, ReportError> {
+    let limits = Limits {
         concurrency: usize::from(scope.concurrency),
         max_listed: scope.max_listed,
-    }
+    };
+    let period = (scope.from, scope.to);
+    Ok(read::read_period(client, &config.bucket, &source(job), period, limits, each).await?)
 }
 
 /// `report`: reads the period and writes its rows to `out`.
@@ -266,39 +275,30 @@ async fn usage_report(
     let mut summary = ReportSummary::default();
     for job in jobs {
         let zone = job.labels.zone.as_deref();
-        let src = source(job);
-        summary.objects += read::read_period(
-            client,
-            &config.bucket,
-            &src,
-            (scope.from, scope.to),
-            limits(scope),
-            |item| {
-                let o = match readable(item, &mut summary.skipped) {
-                    Some(o) => o,
-                    None => return,
-                };
-                let (Some(window), Data::Usage { detail, .. }) = (o.window, &o.archived.data)
-                else {
-                    return;
-                };
-                if !usage::in_period(window, scope.from, scope.to) {
-                    return;
-                }
-                let counted = Counted {
-                    key: &o.key,
-                    job: &job.name,
-                    zone,
-                    window,
-                    detail,
-                };
-                match sums.add(&query, &counted) {
-                    Ok(usage::Added::Counted) => summary.counted += 1,
-                    Ok(_) => {}
-                    Err(refused) => summary.skipped.0.push((o.key, refused.to_string())),
-                }
-            },
-        )
+        summary.objects += read_job(client, config, job, scope, |item| {
+            let o = match readable(item, &mut summary.skipped) {
+                Some(o) => o,
+                None => return,
+            };
+            let (Some(window), Data::Usage { detail, .. }) = (o.window, &o.archived.data) else {
+                return;
+            };
+            if !usage::in_period(window, scope.from, scope.to) {
+                return;
+            }
+            let counted = Counted {
+                key: &o.key,
+                job: &job.name,
+                zone,
+                window,
+                detail,
+            };
+            match sums.add(&query, &counted) {
+                Ok(usage::Added::Counted) => summary.counted += 1,
+                Ok(_) => {}
+                Err(refused) => summary.skipped.0.push((o.key, refused.to_string())),
+            }
+        })
         .await?;
         summary.missing_windows += missing_windows(job, &sums, scope)?.len() as u64;
     }
@@ -373,24 +373,17 @@ async fn capacity_report(
     let mut sums = capacity::CapacitySums::default();
     let mut summary = ReportSummary::default();
     for job in jobs {
-        summary.objects += read::read_period(
-            client,
-            &config.bucket,
-            &source(job),
-            (scope.from, scope.to),
-            limits(scope),
-            |item| {
-                let Some(o) = readable(item, &mut summary.skipped) else {
-                    return;
-                };
-                if let Data::Capacity(roots) = &o.archived.data {
-                    match sums.add(&job.name, o.fire_time, roots) {
-                        Ok(()) => summary.counted += 1,
-                        Err(e) => summary.skipped.0.push((o.key, e.to_string())),
-                    }
+        summary.objects += read_job(client, config, job, scope, |item| {
+            let Some(o) = readable(item, &mut summary.skipped) else {
+                return;
+            };
+            if let Data::Capacity(roots) = &o.archived.data {
+                match sums.add(&job.name, o.fire_time, roots) {
+                    Ok(()) => summary.counted += 1,
+                    Err(e) => summary.skipped.0.push((o.key, e.to_string())),
                 }
-            },
-        )
+            }
+        })
         .await?;
     }
     let header = vec![
@@ -472,17 +465,10 @@ pub async fn audit(config: &Config, args: &AuditArgs) -> Result<AuditReport, Rep
         let mut sums = UsageSums::default();
         let mut fires = HashSet::new();
         let mut findings = Vec::new();
-        report.objects += read::read_period(
-            &client,
-            &config.bucket,
-            &source(job),
-            (scope.from, scope.to),
-            limits(scope),
-            |item| match item {
-                Item::Skipped { key, reason } => findings.push(Finding::Unreadable { key, reason }),
-                Item::Read(o) => audit_object(job, scope, *o, &mut sums, &mut fires, &mut findings),
-            },
-        )
+        report.objects += read_job(&client, config, job, scope, |item| match item {
+            Item::Skipped { key, reason } => findings.push(Finding::Unreadable { key, reason }),
+            Item::Read(o) => audit_object(job, scope, *o, &mut sums, &mut fires, &mut findings),
+        })
         .await?;
         findings.extend(sums.conflicts.iter().cloned().map(Finding::Conflict));
         findings.extend(missing_windows(job, &sums, scope)?);

@@ -338,15 +338,7 @@ pub fn in_period(window: Window, from: DateTime<Utc>, to: DateTime<Utc>) -> bool
 mod tests {
     use super::*;
     use crate::report::decode::CountersKey;
-    use crate::testutil::utc;
-
-    fn hour(start: &str) -> Window {
-        let start = utc(start);
-        Window {
-            start,
-            end: start + chrono::TimeDelta::hours(1),
-        }
-    }
+    use crate::testutil::hour;
 
     fn row(owner: &str, bucket: &str, category: &str, ops: u64, sent: u64) -> Row {
         Row {
