@@ -104,7 +104,11 @@ fn main() {
         ("bytes_sent", want.bytes_sent),
         ("bytes_received", want.bytes_received),
     ] {
-        assert_eq!(got[name].as_u64(), Some(each * objects as u64), "{name}: {log}");
+        assert_eq!(
+            got[name].as_u64(),
+            Some(each * objects as u64),
+            "{name}: {log}"
+        );
     }
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     println!(
@@ -149,8 +153,14 @@ async fn seed(
             }),
         };
         let key = format!("{prefix}/{}", fire.format("usage.%Y-%m-%d/%H/%M/%S"));
-        pipeline::to_object(&snapshot, key, Format::Records, Compression::None, chrono_tz::UTC)
-            .expect("render")
+        pipeline::to_object(
+            &snapshot,
+            key,
+            Format::Records,
+            Compression::None,
+            chrono_tz::UTC,
+        )
+        .expect("render")
     };
     let size = object(0).body.len() as usize;
     let listed = count(&client, bucket, prefix).await;

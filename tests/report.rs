@@ -392,3 +392,85 @@ async fn a_listing_that_does_not_end_is_refused_not_followed() {
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn capacity_reports_growth_per_day_and_the_day_a_root_fills() {
+    // Two days of the original text bodies: 1 GiB used more a day, 10 GiB left at the end.
+    let gib = 1u64 << 20;
+    let body = |stamp: &str, used: u64, avail: u64| {
+        format!(
+            "{stamp}>default:{} kb {} kb_avail {} kb_used\n",
+            used + avail,
+            avail,
+            used
+        )
+    };
+    let s3 = Fake::script(vec![
+        page(
+            &["pool.2026-11-01/00/00/00", "pool.2026-11-03/00/00/00"],
+            None,
+        ),
+        answer(
+            200,
+            "text/plain",
+            body("2026/11/01/00:00:00", gib, 12 * gib),
+        ),
+        answer(
+            200,
+            "text/plain",
+            body("2026/11/03/00:00:00", 3 * gib, 10 * gib),
+        ),
+    ])
+    .await;
+    let ceph = Fake::start(answer(500, "text/plain", "unused")).await;
+    let config = fakes::config(&s3, None, Some(&ceph), "");
+    let out = fakes::run(
+        &config,
+        &[
+            "report",
+            "--job",
+            "pool_df",
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-04T00:00:00Z",
+            "--concurrency",
+            "1",
+            "--output",
+            "csv",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "job,root,first_at,first_used,last_at,last_used,min_used,max_used,growth_per_day,full_at\r\n\
+         pool_df,default,2026-11-01T00:00:00Z,1073741824,2026-11-03T00:00:00Z,3221225472,\
+         1073741824,3221225472,1073741824,2026-11-13T00:00:00Z\r\n"
+    );
+    // Capacity and usage are not summed together.
+    let both = fakes::run(
+        &config.replace(
+            "[jobs.pool_df]",
+            "[rgw]\n\n[jobs.rgw_usage]\nevery = \"1h\"\n\n[jobs.pool_df]",
+        ),
+        &[
+            "report",
+            "--job",
+            "pool_df",
+            "--job",
+            "rgw_usage",
+            "--from",
+            "2026-11-01T00:00:00Z",
+            "--to",
+            "2026-11-04T00:00:00Z",
+        ],
+    )
+    .await;
+    assert_eq!(both.code, 2, "{}", both.stderr);
+    assert!(
+        both.stderr.contains("one kind at a time"),
+        "{}",
+        both.stderr
+    );
+}
