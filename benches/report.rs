@@ -73,6 +73,8 @@ fn main() {
     )
     .expect("config");
     let to = first + TimeDelta::hours(objects as i64);
+    // Reaped by wait4 below, which gives its resource usage too.
+    #[allow(clippy::zombie_processes)]
     let mut child = Command::new(env!("CARGO_BIN_EXE_ceph-stats-exporter"))
         .arg("--config")
         .arg(&config)
