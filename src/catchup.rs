@@ -110,10 +110,32 @@ pub fn advance(delivered_until: Option<DateTime<Utc>>, window: Window) -> Option
     }
 }
 
+/// The fire time whose scheduled run reads `window`: the first at or after its end for which
+/// `window_at` gives it back, so that a window fetched by hand (`--from/--to`, `audit
+/// --repair`) gets the key the schedule gives it, never the key of another window. `None`
+/// when the schedule never asks for that window (a length of its own, say).
+pub fn fire_reading<E>(
+    schedule: &Schedule,
+    window_at: impl Fn(DateTime<Utc>) -> Result<Window, E>,
+    window: Window,
+) -> Option<DateTime<Utc>> {
+    // Fire times are whole seconds: the one at the window's end itself counts.
+    let mut fire = schedule.next_after(window.end - TimeDelta::seconds(1));
+    for _ in 0..MAX_STEPS {
+        let t = fire?;
+        match window_at(t) {
+            Ok(w) if w == window => return Some(t),
+            Ok(w) if w.start > window.start => return None,
+            _ => fire = schedule.next_after(t),
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::utc;
+    use crate::testutil::{hour, utc};
     use crate::window::WindowLength;
     use chrono_tz::Tz;
     use std::convert::Infallible;
@@ -294,5 +316,39 @@ mod tests {
             advance(None, w("2026-11-22T07:00:00Z", "2026-11-22T08:00:00Z")),
             Some(utc("2026-11-22T08:00:00Z"))
         );
+    }
+
+    #[test]
+    fn a_window_fetched_by_hand_gets_the_key_of_the_fire_that_reads_it() {
+        let at_five = Schedule::cron("0 5 * * * *").unwrap();
+        let window = hour("2026-11-01T10:00:00Z");
+        assert_eq!(
+            fire_reading(&at_five, hourly(180), window),
+            Some(utc("2026-11-01T11:05:00Z"))
+        );
+        // On the hour, the fire at the window's end reads the hour before (it has not settled):
+        // naming the window by its end would overwrite that hour's object.
+        let on_the_hour = Schedule::cron("0 0 * * * *").unwrap();
+        assert_eq!(
+            fire_reading(&on_the_hour, hourly(60), window),
+            Some(utc("2026-11-01T12:00:00Z"))
+        );
+        assert_eq!(
+            fire_reading(&on_the_hour, hourly(0), window),
+            Some(utc("2026-11-01T11:00:00Z"))
+        );
+        // A daily schedule reads only the last hour of the day; other hours have no fire.
+        let daily = Schedule::cron("0 5 0 * * *").unwrap();
+        assert_eq!(fire_reading(&daily, hourly(180), window), None);
+        assert_eq!(
+            fire_reading(&daily, hourly(180), hour("2026-11-01T23:00:00Z")),
+            Some(utc("2026-11-02T00:05:00Z"))
+        );
+        // Nor has a window of a length the job does not use.
+        let two_hours = Window {
+            end: window.end + TimeDelta::hours(1),
+            ..window
+        };
+        assert_eq!(fire_reading(&at_five, hourly(180), two_hours), None);
     }
 }

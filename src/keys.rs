@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use chrono::format::{Fixed, Item, StrftimeItems};
+use chrono::format::{Fixed, Item, Parsed, StrftimeItems};
 use chrono::{DateTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 
@@ -109,6 +109,54 @@ impl KeyTemplate {
 
     pub fn as_str(&self) -> &str {
         &self.template
+    }
+
+    /// The text every key starts with: the template up to its first field (what a listing of
+    /// the job's objects is asked for).
+    pub fn fixed_prefix(&self) -> &str {
+        let end = self.template.find('%').unwrap_or(self.template.len());
+        &self.template[..end]
+    }
+
+    /// The fire time `key` was rendered from, when the template names it to the second;
+    /// `None` for a key the template did not render. A local time the zone shows twice reads
+    /// as the earlier unless the key has the offset (`%z`).
+    pub fn fire_time_of(&self, key: &str) -> Option<DateTime<Utc>> {
+        self.fire_span_of(key)
+            .filter(|(_, span)| *span == TimeDelta::seconds(1))
+            .map(|(t, _)| t)
+    }
+
+    /// The span of fire times that render `key`: its start and length (a second, a minute, an
+    /// hour or a day, as fine as the template's fields go); `None` for a key the template did
+    /// not render, or a template without a date.
+    pub fn fire_span_of(&self, key: &str) -> Option<(DateTime<Utc>, TimeDelta)> {
+        let mut parsed = Parsed::new();
+        chrono::format::parse(&mut parsed, key, StrftimeItems::new(&self.template)).ok()?;
+        let span = if parsed.hour_mod_12().is_none() {
+            parsed.set_hour(0).ok()?;
+            parsed.set_minute(0).ok()?;
+            TimeDelta::days(1)
+        } else if parsed.minute().is_none() {
+            parsed.set_minute(0).ok()?;
+            TimeDelta::hours(1)
+        } else if parsed.second().is_none() {
+            TimeDelta::minutes(1)
+        } else {
+            TimeDelta::seconds(1)
+        };
+        let start = match parsed.to_datetime() {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(_) => {
+                let local = parsed.to_naive_datetime_with_offset(0).ok()?;
+                self.zone
+                    .from_local_datetime(&local)
+                    .earliest()?
+                    .with_timezone(&Utc)
+            }
+        };
+        // A template that renders the same key again for that time is what wrote it.
+        (self.render(start) == key).then_some((start, span))
     }
 
     /// Refuses a template that renders two consecutive fire times to the same key.
@@ -241,6 +289,52 @@ pub fn fall_backs(
 mod tests {
     use super::*;
     use crate::testutil::utc;
+
+    #[test]
+    fn a_key_gives_back_the_fire_time_it_was_rendered_from() {
+        let fire = utc("2026-11-22T13:05:00Z");
+        let default = KeyTemplate::parse("usage.%Y-%m-%d/%H/%M/%S").unwrap();
+        assert_eq!(default.fixed_prefix(), "usage.");
+        assert_eq!(default.fire_time_of(&default.render(fire)), Some(fire));
+        assert_eq!(default.fire_time_of("usage.2026-11-22/13/05"), None);
+        assert_eq!(default.fire_time_of("usage.2026-11-22/13/05/00.bak"), None);
+        assert_eq!(default.fire_time_of("pool.2026-11-22/13/05/00"), None);
+        // Local keys read back in their zone; the hour shown twice reads as the earlier
+        // without %z, and exactly with it.
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let local = KeyTemplate::parse("usage/%Y/%m/%d/%H%M%S")
+            .unwrap()
+            .in_zone(berlin);
+        assert_eq!(local.fire_time_of(&local.render(fire)), Some(fire));
+        let second_pass = utc("2026-10-25T01:30:00Z");
+        assert_eq!(
+            local.fire_time_of(&local.render(second_pass)),
+            Some(utc("2026-10-25T00:30:00Z"))
+        );
+        let offset = KeyTemplate::parse("usage/%Y-%m-%dT%H%M%S%z")
+            .unwrap()
+            .in_zone(berlin);
+        assert_eq!(
+            offset.fire_time_of(&offset.render(second_pass)),
+            Some(second_pass)
+        );
+        let hive = KeyTemplate::parse("usage/date=%Y-%m-%d/hour=%H/usage.jsonl.gz").unwrap();
+        assert_eq!(hive.fixed_prefix(), "usage/date=");
+        assert_eq!(
+            hive.fire_time_of(&hive.render(fire)),
+            None,
+            "no minutes: not exact"
+        );
+        assert_eq!(
+            hive.fire_span_of(&hive.render(fire)),
+            Some((utc("2026-11-22T13:00:00Z"), TimeDelta::hours(1)))
+        );
+        let daily = KeyTemplate::parse("usage/%Y%m%d.txt").unwrap();
+        assert_eq!(
+            daily.fire_span_of("usage/20261122.txt"),
+            Some((utc("2026-11-22T00:00:00Z"), TimeDelta::days(1)))
+        );
+    }
 
     #[test]
     fn default_templates_reproduce_the_original_keys() {

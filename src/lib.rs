@@ -4,8 +4,10 @@
 //! Data flows one way: [`schedule`] decides when, a [`jobs`] instance collects a [`snapshot`],
 //! [`format`] renders it, [`keys`] names it, [`delivery`] stores it through a [`sink`] (S3, via
 //! [`s3`]) or keeps it in the [`spool`]. [`config`] resolves the file into each module's settings,
-//! [`app`] assembles them, [`daemon`] runs them on a schedule under a shutdown token. The pure
-//! parts (signing, key templates, windows, parsing, formatting, records) do no I/O.
+//! [`app`] assembles them, [`daemon`] runs them on a schedule under a shutdown token. Beside that
+//! flow, [`report`] reads the archive back (sums, the completeness audit) and [`watch`] shows
+//! live rates. The pure parts (signing, key templates, windows, parsing, formatting, records,
+//! report sums, rates) do no I/O.
 
 pub mod app;
 pub mod catchup;
@@ -27,6 +29,7 @@ pub mod panics;
 pub mod payload;
 pub mod pipeline;
 pub mod records;
+pub mod report;
 pub mod s3;
 pub mod s3auth;
 pub mod schedule;

@@ -9,9 +9,9 @@ use clap::{CommandFactory, Parser, Subcommand};
 use ceph_stats_exporter::app;
 use ceph_stats_exporter::config::{Config, JobKind};
 use ceph_stats_exporter::daemon::{Daemon, Signals};
-use ceph_stats_exporter::jobs::Fire;
 use ceph_stats_exporter::logging::{self, LogFormat};
 use ceph_stats_exporter::pipeline::{self, Context, JobSpec};
+use ceph_stats_exporter::report;
 use ceph_stats_exporter::window::Window;
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +45,9 @@ struct Cli {
     /// Start of an explicit usage window (RFC 3339, on a whole hour); needs --to and --once.
     #[arg(long, requires = "to", requires = "once")]
     from: Option<DateTime<Utc>>,
-    /// End of an explicit usage window (RFC 3339, exclusive); it also names the object.
+    /// End of an explicit usage window (RFC 3339, exclusive). The object gets the key of the
+    /// scheduled fire that reads this window, or, for a window the schedule never reads (another
+    /// length), the key of --to.
     #[arg(long, requires = "from", requires = "once")]
     to: Option<DateTime<Utc>>,
     /// Log line format on standard error.
@@ -67,6 +69,14 @@ enum Command {
     /// full-screen view (keys: Tab or 1-4 pane, s sort, r reverse, / filter, p pause, q quit),
     /// or one JSON line per series per interval.
     Watch(ceph_stats_exporter::watch::WatchArgs),
+    /// Sums from the archive for a period: usage by user, bucket, category, hour, day, month,
+    /// zone or job, or capacity per root (growth and fill date). Each window counts once.
+    /// Exits 1 when objects had to be skipped (each is named on standard error).
+    Report(report::ReportArgs),
+    /// Is the archive complete for a period? Lists missing usage windows, windows archived
+    /// twice with different numbers, objects that do not read or disagree with their key, and
+    /// missing capacity fires. Exits 0 only when complete.
+    Audit(report::AuditArgs),
 }
 
 #[tokio::main]
@@ -104,6 +114,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             return Ok(ExitCode::SUCCESS);
         }
         Some(Command::Check) => return Ok(check(&cli.config).await),
+        Some(Command::Report(args)) => return report(&load_config(&cli.config)?, args).await,
+        Some(Command::Audit(args)) => return audit(&load_config(&cli.config)?, args).await,
         Some(Command::Watch(args)) => {
             let config = load_config(&cli.config)?;
             ceph_stats_exporter::watch::run(&config, args)
@@ -213,6 +225,88 @@ async fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// `report`: rows on stdout; what was skipped, and why, on stderr.
+async fn report(config: &Config, args: &report::ReportArgs) -> Result<ExitCode, String> {
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let summary = report::report(config, args, &mut out)
+        .await
+        .map_err(|e| format!("report: {e}"))?;
+    std::io::Write::flush(&mut out).map_err(|e| format!("report: writing: {e}"))?;
+    for (key, reason) in &summary.skipped.0 {
+        tracing::warn!(key, "skipped: {reason}");
+    }
+    for c in &summary.conflicts {
+        tracing::warn!(
+            job = c.job,
+            counted = c.counted,
+            other = c.other,
+            "window {} .. {} is archived twice with different numbers: the first is counted",
+            c.window.start,
+            c.window.end
+        );
+    }
+    if summary.missing_windows > 0 {
+        tracing::warn!(
+            "{} window(s) of the period have no object: these sums are short (run audit)",
+            summary.missing_windows
+        );
+    }
+    tracing::info!(
+        objects = summary.objects,
+        counted = summary.counted,
+        duplicates = summary.duplicates,
+        skipped = summary.skipped.0.len(),
+        "report read the archive"
+    );
+    Ok(if summary.clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `audit` (and `--repair`): findings on stdout, exit 0 only when complete.
+async fn audit(config: &Config, args: &report::AuditArgs) -> Result<ExitCode, String> {
+    let mut found = report::audit(config, args)
+        .await
+        .map_err(|e| format!("audit: {e}"))?;
+    let mut stdout = std::io::stdout();
+    let print = |found: &report::AuditReport, out: &mut std::io::Stdout| {
+        found
+            .write_to(out)
+            .map_err(|e| format!("audit: writing: {e}"))
+    };
+    print(&found, &mut stdout)?;
+    let missing = report::missing_usage_windows(&found.findings);
+    if args.repair && !missing.is_empty() {
+        let repaired = report::repair::repair(config, &missing)
+            .await
+            .map_err(|e| format!("audit --repair: {e}"))?;
+        for (job, w, key) in &repaired.stored {
+            println!(
+                "repaired {job}: window {} .. {} stored as {key}",
+                w.start, w.end
+            );
+        }
+        for (job, w, reason) in &repaired.failed {
+            println!(
+                "could not repair {job}: window {} .. {}: {reason}",
+                w.start, w.end
+            );
+        }
+        println!("auditing again");
+        found = report::audit(config, args)
+            .await
+            .map_err(|e| format!("audit: {e}"))?;
+        print(&found, &mut stdout)?;
+    }
+    Ok(if found.complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 async fn run_once(
     specs: &[JobSpec],
     now: DateTime<Utc>,
@@ -231,13 +325,7 @@ async fn run_once(
     for spec in specs {
         let name = spec.job.name();
         let outcome = match explicit_window {
-            Some(w) => {
-                let fire = Fire {
-                    time: w.end,
-                    window: Some(w),
-                };
-                pipeline::run_explicit(spec, fire, cx).await
-            }
+            Some(w) => pipeline::run_explicit(spec, pipeline::explicit_fire(spec, w), cx).await,
             None => pipeline::run_fire(spec, now, cx, (), &CancellationToken::new()).await,
         };
         for key in &outcome.stored {

@@ -16,6 +16,7 @@ use crate::payload::PayloadWriter;
 use crate::schedule::Schedule;
 use crate::snapshot::{Snapshot, SnapshotData};
 use crate::state::{JobState, StateDir};
+use crate::window::Window;
 use tokio_util::sync::CancellationToken;
 
 /// A configured job: what it collects and how its objects are named and formatted.
@@ -176,6 +177,20 @@ async fn deliver_object(
         Err(source) => return Err(RunError::Deliver { key, source }),
     }
     Ok(())
+}
+
+/// The fire of an explicit window: named as the schedule names it (see
+/// [`catchup::fire_reading`]), or by the window's end when the schedule never reads it.
+pub fn explicit_fire(spec: &JobSpec, window: Window) -> Fire {
+    let time = spec
+        .job
+        .windows()
+        .and_then(|w| catchup::fire_reading(&spec.schedule, |t| w.window_at(t), window))
+        .unwrap_or(window.end);
+    Fire {
+        time,
+        window: Some(window),
+    }
 }
 
 /// One explicit run (`--once --from/--to`): no catch-up, no state change.

@@ -14,3 +14,12 @@ pub fn utc(s: &str) -> DateTime<Utc> {
         .unwrap_or_else(|e| panic!("{s}: {e}"))
         .with_timezone(&Utc)
 }
+
+/// The one-hour window starting at an RFC 3339 instant.
+pub fn hour(start: &str) -> crate::window::Window {
+    let start = utc(start);
+    crate::window::Window {
+        start,
+        end: start + chrono::TimeDelta::hours(1),
+    }
+}

@@ -14,8 +14,8 @@ use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-/// A half-open interval `[start, end)` of the usage log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// A half-open interval `[start, end)` of the usage log (ordered by start, then end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Window {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,

@@ -56,6 +56,27 @@ struct Reply {
     body: Body,
     /// The `ETag` header (multipart uploads list each part's).
     etag: Option<String>,
+    /// User metadata (`x-amz-meta-*` headers, names without the prefix).
+    metadata: Vec<(String, String)>,
+}
+
+/// An object read back, with the metadata it was stored with.
+#[derive(Debug)]
+pub struct Fetched {
+    pub body: Vec<u8>,
+    /// `x-amz-meta-*` headers, names without the prefix, lower case; values that are not
+    /// visible ASCII are left out.
+    pub metadata: Vec<(String, String)>,
+}
+
+impl Fetched {
+    /// The value of metadata `name`, if the object has it.
+    pub fn meta(&self, name: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl S3Client {
@@ -191,8 +212,21 @@ impl S3Client {
 
     /// GET of a whole object, up to the endpoint's `max_response_bytes`.
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, S3Error> {
+        Ok(self.get_object_with_metadata(bucket, key).await?.body)
+    }
+
+    /// [`Self::get_object`], with the object's user metadata.
+    pub async fn get_object_with_metadata(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Fetched, S3Error> {
         let req = self.target().get_object(bucket, key);
-        self.send_for_bytes(&req, key).await
+        let reply = self.send(&req).await?;
+        Ok(Fetched {
+            body: body_bytes(reply.body, key)?,
+            metadata: reply.metadata,
+        })
     }
 
     /// One page of the keys under `prefix` (ListObjectsV2): pass the page's `next` back as
@@ -226,18 +260,7 @@ impl S3Client {
 
     /// Sends a request whose answer is kept, and returns that answer's bytes.
     async fn send_for_bytes(&self, req: &Request, what: &str) -> Result<Vec<u8>, S3Error> {
-        match self.send(req).await?.body {
-            Body::Memory(body) => Ok(body),
-            Body::File(mut file) => {
-                let mut body = Vec::new();
-                file.read_to_end(&mut body)
-                    .map_err(|source| S3Error::Local {
-                        what: format!("reading the answer of {what} back"),
-                        source,
-                    })?;
-                Ok(body)
-            }
-        }
+        body_bytes(self.send(req).await?.body, what)
     }
 
     /// Like [`Self::admin_get`], with the body in a temporary file: for answers too large to
@@ -391,6 +414,7 @@ impl S3Client {
                 .get(reqwest::header::ETAG)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
+            let metadata = user_metadata(resp.headers());
             let body = match req.keep {
                 // Dropping the answer unread closes the connection: nothing more is taken in.
                 Keep::Nothing => Body::Memory(Vec::new()),
@@ -420,7 +444,11 @@ impl S3Client {
                     Body::File(file)
                 }
             };
-            return Ok(Reply { body, etag });
+            return Ok(Reply {
+                body,
+                etag,
+                metadata,
+            });
         }
         let location = http::location(resp.headers()).filter(|_| status.is_redirection());
         let body = http::read_limited(resp, SMALL_BODY_LIMIT, timeout)
@@ -451,6 +479,33 @@ impl S3Client {
             sent_at,
         ))
     }
+}
+
+/// An answer's bytes, wherever it was kept.
+fn body_bytes(body: Body, what: &str) -> Result<Vec<u8>, S3Error> {
+    match body {
+        Body::Memory(body) => Ok(body),
+        Body::File(mut file) => {
+            let mut body = Vec::new();
+            file.read_to_end(&mut body)
+                .map_err(|source| S3Error::Local {
+                    what: format!("reading the answer of {what} back"),
+                    source,
+                })?;
+            Ok(body)
+        }
+    }
+}
+
+/// The user metadata among `headers`.
+fn user_metadata(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let name = name.as_str().strip_prefix("x-amz-meta-")?;
+            Some((name.to_string(), value.to_str().ok()?.to_string()))
+        })
+        .collect()
 }
 
 /// A range of an object's payload, read off the async runtime when it lives in a file.

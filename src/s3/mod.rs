@@ -21,7 +21,7 @@ pub mod retry;
 pub mod sign;
 pub mod xml;
 
-pub use client::S3Client;
+pub use client::{Fetched, S3Client};
 pub use endpoint::Endpoint;
 pub use error::{error_code, S3Error};
 pub use request::Addressing;
