@@ -193,7 +193,10 @@ fn kind_of(job: &JobConfig) -> Kind {
 fn source(job: &JobConfig) -> Source<'_> {
     let lag = match &job.kind {
         JobKind::RgwUsage(s) => {
-            read::USAGE_KEY_LAG + TimeDelta::from_std(s.settle).unwrap_or(TimeDelta::MAX)
+            let settle = TimeDelta::from_std(s.settle).unwrap_or(TimeDelta::MAX);
+            read::USAGE_KEY_LAG
+                .checked_add(&settle)
+                .unwrap_or(TimeDelta::MAX)
         }
         JobKind::PoolDf(_) => TimeDelta::zero(),
     };

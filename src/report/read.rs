@@ -93,17 +93,14 @@ pub async fn read_period(
     mut each: impl FnMut(Item),
 ) -> Result<u64, ReadError> {
     let until = match source.kind {
-        Kind::Usage => to + source.lag,
+        Kind::Usage => to
+            .checked_add_signed(source.lag)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC),
         Kind::Capacity => to,
     };
     let (readable, exact) = round_trips(source.key);
     let keys = list(client, bucket, source.key, limits.max_listed, |key| {
-        // Keys name their fire time, or the hour or day of it; a template without a date
-        // keeps every key, and the metadata decides after the GET.
-        match source.key.fire_span_of(key) {
-            Some((start, span)) => start < until && start + span > from,
-            None => !readable,
-        }
+        may_hold(source.key, key, (from, until), readable)
     })
     .await?;
     let total = keys.len() as u64;
@@ -131,6 +128,23 @@ pub async fn read_period(
     }
     progress.done();
     Ok(total)
+}
+
+/// Whether `key` can be an object of `[from, until)`: keys name their fire time, or its hour
+/// or day; a template without a date keeps every key, and the metadata decides after the GET.
+fn may_hold(
+    template: &KeyTemplate,
+    key: &str,
+    (from, until): (DateTime<Utc>, DateTime<Utc>),
+    readable: bool,
+) -> bool {
+    match template.fire_span_of(key) {
+        // A key of the far future (a year 262143, say) must not overflow the sum.
+        Some((start, span)) => {
+            start < until && start.checked_add_signed(span).is_none_or(|end| end > from)
+        }
+        None => !readable,
+    }
 }
 
 fn in_range(o: &Object, kind: Kind, from: DateTime<Utc>, until: DateTime<Utc>) -> bool {
@@ -318,5 +332,32 @@ impl Progress {
             self.show();
             eprintln!();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::utc;
+
+    #[test]
+    fn keys_are_kept_when_their_fire_time_can_fall_in_the_period() {
+        let period = (utc("2026-11-01T00:00:00Z"), utc("2026-11-02T00:00:00Z"));
+        let exact = KeyTemplate::parse("usage.%Y-%m-%d/%H/%M/%S").unwrap();
+        let keep = |t: &KeyTemplate, key: &str| may_hold(t, key, period, true);
+        assert!(keep(&exact, "usage.2026-11-01/00/00/00"));
+        assert!(keep(&exact, "usage.2026-11-01/23/59/59"));
+        assert!(!keep(&exact, "usage.2026-11-02/00/00/00"));
+        assert!(!keep(&exact, "usage.2026-10-31/23/59/59"));
+        assert!(!keep(&exact, "usage.262143-12-31/23/59/59"), "no overflow");
+        assert!(!keep(&exact, "usage.notes.txt"));
+        // An hour key holds fires of its whole hour; a day key of its whole day.
+        let daily = KeyTemplate::parse("usage/%Y-%m-%d.txt").unwrap();
+        assert!(keep(&daily, "usage/2026-11-01.txt"));
+        assert!(!keep(&daily, "usage/2026-10-31.txt"));
+        assert!(!keep(&daily, "usage/262143-12-31.txt"));
+        // A template without a date keeps everything: the metadata decides.
+        let undated = KeyTemplate::parse("usage/%H%M%S").unwrap();
+        assert!(may_hold(&undated, "usage/010203", period, false));
     }
 }
