@@ -320,10 +320,25 @@ async fn report_on(s3: &Fake) -> Outcome {
 
 #[tokio::test]
 async fn a_403_on_one_key_is_named_and_the_rest_still_counts() {
-    let body = "op: 3 bytes_received:10 bytes_sent:20";
+    // A text body with its metadata, as the exporter stores it.
+    let text = |metadata: &str| {
+        let body = "op: 3 bytes_received:10 bytes_sent:20";
+        Reply::Raw(
+            format!(
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nx-amz-meta-job: rgw_usage\r\n\
+                 {metadata}Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes(),
+        )
+    };
     let s3 = Fake::script(vec![
         page(
-            &["usage.2026-11-01/01/05/00", "usage.2026-11-01/02/05/00"],
+            &[
+                "usage.2026-11-01/01/05/00",
+                "usage.2026-11-01/02/05/00",
+                "usage.2026-11-01/03/05/00",
+            ],
             None,
         ),
         answer(
@@ -331,33 +346,45 @@ async fn a_403_on_one_key_is_named_and_the_rest_still_counts() {
             "application/xml",
             "<Error><Code>AccessDenied</Code></Error>",
         ),
-        Reply::Raw(
-            format!(
-                "HTTP/1.1 200 OK\r\nConnection: close\r\nx-amz-meta-job: rgw_usage\r\n\
-                 x-amz-meta-window-start: 2026-11-01T01:00:00Z\r\n\
-                 x-amz-meta-window-end: 2026-11-01T02:00:00Z\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .into_bytes(),
+        text(
+            "x-amz-meta-window-start: 2026-11-01T01:00:00Z\r\n\
+             x-amz-meta-window-end: 2026-11-01T02:00:00Z\r\n",
+        ),
+        // Copied under another key: its metadata names another fire.
+        text(
+            "x-amz-meta-fire-time: 2026-11-01T09:05:00Z\r\n\
+             x-amz-meta-window-start: 2026-11-01T08:00:00Z\r\n\
+             x-amz-meta-window-end: 2026-11-01T09:00:00Z\r\n",
         ),
     ])
     .await;
     let out = report_on(&s3).await;
     assert_eq!(out.code, 1, "{}", out.stderr);
-    let named = out
-        .stderr
-        .lines()
-        .find(|l| l.contains("usage.2026-11-01/01/05/00"))
-        .unwrap_or_else(|| panic!("{}", out.stderr));
+    let named = |key: &str| {
+        out.stderr
+            .lines()
+            .find(|l| l.contains(key))
+            .unwrap_or_else(|| panic!("{key} not named: {}", out.stderr))
+            .to_string()
+    };
+    let denied = named("usage.2026-11-01/01/05/00");
     assert!(
-        named.contains("403") && named.contains("AccessDenied"),
-        "{named}"
+        denied.contains("403") && denied.contains("AccessDenied"),
+        "{denied}"
+    );
+    let moved = named("usage.2026-11-01/03/05/00");
+    assert!(
+        moved.contains(
+            "its key says fire time 2026-11-01T03:05:00+00:00 but its metadata says \
+             2026-11-01T09:05:00+00:00"
+        ),
+        "{moved}"
     );
     assert_eq!(
         out.stdout,
         "ops,successful_ops,bytes_sent,bytes_received\r\n3,,20,10\r\n"
     );
-    assert!(out.stderr.contains("skipped=1"), "{}", out.stderr);
+    assert!(out.stderr.contains("skipped=2"), "{}", out.stderr);
 }
 
 #[tokio::test]
