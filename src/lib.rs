@@ -42,3 +42,4 @@ mod testutil;
 pub mod usage;
 pub mod watch;
 pub mod window;
+pub mod zones;

@@ -141,6 +141,11 @@ pub fn hint(
              radosgw-admin caps add --uid=<user> --caps=\"usage=read\"",
             cx.access_key
         ),
+        Some("AccessDenied") if cx.resource.starts_with("/admin/realm") => format!(
+            "user of access key {} lacks the admin cap to list the zones: \
+             radosgw-admin caps add --uid=<user> --caps=\"zone=read\"",
+            cx.access_key
+        ),
         Some("AccessDenied") if admin => format!(
             "user of access key {} lacks the admin caps for {}",
             cx.access_key, cx.resource
