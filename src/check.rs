@@ -108,6 +108,9 @@ pub async fn run(config: &Config) -> Vec<Finding> {
                     out.extend(endpoint(&u.rgw, &format!("{name}: rgw")).await);
                 }
                 out.push(usage_caps(&u.rgw, name).await);
+                if u.trim.is_some() {
+                    out.push(trim_caps(&u.rgw, name, u.uid.as_deref()).await);
+                }
             }
         }
     }
@@ -240,6 +243,23 @@ async fn usage_caps(e: &Endpoint, job: &str) -> Finding {
             ];
             c.admin_get("/admin/usage", &q).await.map(|_| String::new())
         }
+        Err(x) => Err(x),
+    };
+    Finding::from_result(what, r)
+}
+
+/// Trimming is on: the usage log can be trimmed (the admin cap `usage=write`), tried on an
+/// hour long past, which holds nothing to lose.
+async fn trim_caps(e: &Endpoint, job: &str, uid: Option<&str>) -> Finding {
+    let what = format!(
+        "{job}: access key {} may trim the usage log at {} (trim_after is set)",
+        e.credentials.access_key, e.url
+    );
+    let r = match S3Client::new(e) {
+        Ok(c) => c
+            .trim_usage("2000-01-01 00:00:00", "2000-01-01 01:00:00", uid)
+            .await
+            .map(|_| String::new()),
         Err(x) => Err(x),
     };
     Finding::from_result(what, r)

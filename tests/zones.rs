@@ -6,126 +6,12 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde_json::Value;
 
-use support::cluster::{
-    alice, ceph_like_json, counters, exporter_cmd, lock, nonce, s3_cmd, settled, stderr, stdout,
-};
-
-/// The two-zone cluster's env file, read as `export NAME=VALUE ...  # comment` lines.
-struct Zones(BTreeMap<String, String>);
-
-impl Zones {
-    fn load() -> Zones {
-        let path = std::env::var("ZONES_ENV").unwrap_or_else(|_| {
-            panic!(
-                "ZONES_ENV is not set: run these tests through dev/test.sh (it starts the cluster)"
-            )
-        });
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let vars = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("export "))
-            .flat_map(|l| l.split("  #").next().unwrap_or_default().split_whitespace())
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Zones(vars)
-    }
-
-    fn get(&self, name: &str) -> &str {
-        self.0
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} is not in ZONES_ENV"))
-    }
-
-    /// (zone name, gateway endpoint) of both zones.
-    fn zones(&self) -> [(&str, &str); 2] {
-        [
-            (self.get("RGW_ZONE_A"), self.get("RGW_ENDPOINT")),
-            (self.get("RGW_ZONE_B"), self.get("RGW_ENDPOINT_B")),
-        ]
-    }
-
-    /// One request through the independent client, to `endpoint`, as alice.
-    fn alice(&self, endpoint: &str, method: &str, path: &str, body: Option<&Path>) {
-        let out = s3_cmd(Some(&alice()), method, path, body)
-            .env("RGW_ENDPOINT", endpoint)
-            .output()
-            .expect("dev/s3v2.sh runs");
-        assert!(
-            out.status.success(),
-            "alice {method} {path} at {endpoint}: {}",
-            stdout(&out)
-        );
-    }
-
-    /// `radosgw-admin usage show` of one zone's log for a window, once it stopped changing.
-    fn usage(&self, zone: &str, from: &str, to: &str) -> Value {
-        settled(|| {
-            ceph_like_json(Command::new("radosgw-admin").args([
-                "-c",
-                self.get("CEPH_CONF"),
-                "usage",
-                "show",
-                &format!("--rgw-zone={zone}"),
-                &format!("--start-date={from}"),
-                &format!("--end-date={to}"),
-                "--show-log-entries=false",
-            ]))
-        })
-    }
-
-    fn exporter(&self, config: &Path, args: &[&str]) -> Output {
-        exporter_cmd(config, args)
-            .env("EXPORTER_ACCESS_KEY", self.get("EXPORTER_ACCESS_KEY"))
-            .env("EXPORTER_SECRET_KEY", self.get("EXPORTER_SECRET_KEY"))
-            .output()
-            .expect("the exporter binary runs")
-    }
-
-    /// A config whose objects go to zone-a's bucket, with an `rgw_usage` instance per
-    /// `(job, zone, endpoint)`, each with its own key prefix.
-    fn config(&self, dir: &Path, prefix: &str, instances: &[(&str, &str, &str)]) -> PathBuf {
-        let mut text = format!(
-            "[s3]\nendpoint = \"{}\"\nbucket = \"{}\"\naccess_key = {{ env = \
-             \"EXPORTER_ACCESS_KEY\" }}\nsecret_key = {{ env = \"EXPORTER_SECRET_KEY\" }}\n\
-             timeout = \"20s\"\n",
-            self.get("RGW_ENDPOINT"),
-            self.get("RGW_BUCKET")
-        );
-        for (job, zone, endpoint) in instances {
-            text += &format!(
-                "\n[jobs.{job}]\nkind = \"rgw_usage\"\nevery = \"1h\"\nformat = \"json\"\n\
-                 key = \"{prefix}/{zone}/usage.%Y-%m-%d/%H\"\nzone = \"{zone}\"\n\
-                 rgw = {{ endpoint = \"{endpoint}\" }}\n"
-            );
-        }
-        let path = dir.join("config.toml");
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn get_object(&self, key: &str) -> Value {
-        let out = s3_cmd(
-            None,
-            "GET",
-            &format!("/{}/{key}", self.get("RGW_BUCKET")),
-            None,
-        )
-        .env("RGW_ENDPOINT", self.get("RGW_ENDPOINT"))
-        .env("EXPORTER_ACCESS_KEY", self.get("EXPORTER_ACCESS_KEY"))
-        .env("EXPORTER_SECRET_KEY", self.get("EXPORTER_SECRET_KEY"))
-        .output()
-        .expect("dev/s3v2.sh runs");
-        assert!(out.status.success(), "GET {key}: {}", stdout(&out));
-        serde_json::from_slice(&out.stdout).expect("a JSON usage object")
-    }
-}
+use support::cluster::{alice, counters, lock, nonce, stderr, stdout};
+use support::zones::Zones;
 
 fn instances(z: &Zones) -> Vec<(&'static str, &str, &str)> {
     let [(za, a), (zb, b)] = z.zones();
@@ -159,13 +45,13 @@ fn each_zone_is_archived_by_its_own_instance_and_equals_that_zones_log() {
     let [(_, a), (_, b)] = z.zones();
     // Alice's traffic goes to one zone or the other; each zone's log holds only its own.
     let (bucket_a, bucket_b) = (format!("/alice-za-{tag}"), format!("/alice-zb-{tag}"));
-    z.alice(a, "PUT", &bucket_a, None);
-    z.alice(a, "PUT", &format!("{bucket_a}/o"), Some(&small));
-    z.alice(a, "GET", &format!("{bucket_a}/o"), None);
-    z.alice(b, "PUT", &bucket_b, None);
-    z.alice(b, "PUT", &format!("{bucket_b}/o"), Some(&big));
-    z.alice(b, "GET", &format!("{bucket_b}/o"), None);
-    z.alice(b, "GET", &format!("{bucket_b}/o"), None);
+    z.ok(&alice(), a, "PUT", &bucket_a, None);
+    z.ok(&alice(), a, "PUT", &format!("{bucket_a}/o"), Some(&small));
+    z.ok(&alice(), a, "GET", &format!("{bucket_a}/o"), None);
+    z.ok(&alice(), b, "PUT", &bucket_b, None);
+    z.ok(&alice(), b, "PUT", &format!("{bucket_b}/o"), Some(&big));
+    z.ok(&alice(), b, "GET", &format!("{bucket_b}/o"), None);
+    z.ok(&alice(), b, "GET", &format!("{bucket_b}/o"), None);
 
     // Two hours around now, so traffic that crossed an hour boundary is inside.
     let hour = Utc::now().duration_trunc(TimeDelta::hours(1)).unwrap();
@@ -199,7 +85,7 @@ fn each_zone_is_archived_by_its_own_instance_and_equals_that_zones_log() {
 
     let key = |zone: &str| format!("{prefix}/{zone}/usage.{}", to.format("%Y-%m-%d/%H"));
     for ((zone, _), want) in z.zones().iter().zip(&expected) {
-        let doc = z.get_object(&key(zone));
+        let doc: Value = serde_json::from_slice(&z.get_object(&key(zone))).unwrap();
         let (users, all) = admin_totals(want);
         assert_eq!(counters(&doc["total"]), all, "{zone}: the sum of its log");
         for (user, t) in &users {
@@ -228,7 +114,7 @@ fn each_zone_is_archived_by_its_own_instance_and_equals_that_zones_log() {
             "{zone}: {buckets:?}"
         );
     }
-    let doc_b = z.get_object(&key(z.get("RGW_ZONE_B")));
+    let doc_b: Value = serde_json::from_slice(&z.get_object(&key(z.get("RGW_ZONE_B")))).unwrap();
     let put = doc_b["buckets"]
         .as_array()
         .unwrap()
