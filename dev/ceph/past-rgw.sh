@@ -23,7 +23,8 @@ zone=$(sed -n 's/^rgw zone = //p' "$DIR/ceph.conf" | head -n 1)
 mkdir -p "$DIR/$name"
 [ -s "$DIR/$name/keyring" ] || timeout 30 ceph -c "$DIR/ceph.conf" auth get-or-create "client.$name" \
   mon 'allow rw' osd 'allow rwx' mgr 'allow rw' >"$DIR/$name/keyring"
-LD_PRELOAD=$lib FAKETIME="-${hours}h" radosgw -c "$DIR/ceph.conf" -n "client.$name" \
+# Only the wall clock: its timers (the usage log flush, shutdown) keep the real monotonic clock.
+LD_PRELOAD=$lib FAKETIME="-${hours}h" FAKETIME_DONT_FAKE_MONOTONIC=1 radosgw -c "$DIR/ceph.conf" -n "client.$name" \
   --keyring="$DIR/$name/keyring" ${zone:+--rgw-zone="$zone"} \
   --rgw-frontends="beast endpoint=127.0.0.1:$port" --rgw-data="$DIR/$name" \
   --admin-socket="$DIR/run/client.$name.asok" --log-file="$DIR/log/$name.log" \
