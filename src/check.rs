@@ -316,11 +316,15 @@ async fn zones(config: &Config) -> Option<Finding> {
             zone_label: j.labels.zone.as_deref(),
         })
         .collect();
-    Some(zone_finding(
-        what,
-        &period,
-        &zones::coverage(&period, &instances),
-    ))
+    let mut finding = zone_finding(what, &period, &zones::coverage(&period, &instances));
+    let limited = usage.len() - instances.len();
+    if limited > 0 && finding.level == Level::Warn {
+        finding.detail += &format!(
+            "\n     ({limited} instance(s) limited to one uid were not counted: they read part of \
+             a zone's log)"
+        );
+    }
+    Some(finding)
 }
 
 /// The line `check` prints for a coverage: the zones and their readers, or what is missed.
