@@ -19,11 +19,12 @@ use support::cluster::{counters, lock, nonce, state_dir, stderr, stdout, User};
 use support::zones::Zones;
 
 /// The users of the cases: their traffic, their instance (`trim_<case>`), their usage log.
-const CASES: [(&str, &str); 4] = [
+const CASES: [(&str, &str); 5] = [
     ("ok", "TRIMOKACCESSKEY00001"),
     ("gone", "TRIMGONEACCESSKEY001"),
     ("alt", "TRIMALTACCESSKEY0001"),
     ("nocap", "TRIMNOCAPACCESSKEY01"),
+    ("hand", "TRIMHANDACCESSKEY001"),
 ];
 /// An admin user with `usage=read` only: the `nocap` instance's keys.
 const READER: (&str, &str) = ("TRIMREADERACCESSKEY1", "trim-reader-secret-for-tests-only");
@@ -193,7 +194,7 @@ fn only_windows_verified_archived_are_trimmed() {
         assert!(logged(case, -3), "trim_after 1000d trims nothing: {case}");
     }
 
-    // gone: its object is deleted; alt: its object is changed.
+    // gone: its object is deleted; alt: its object is changed; hand: its hour is trimmed by hand.
     let bucket = z.get("RGW_BUCKET");
     let a = z.get("RGW_ENDPOINT");
     let del = z.request(
@@ -216,6 +217,17 @@ fn only_windows_verified_archived_are_trimmed() {
         Some(&forged),
     );
     assert!(put.status.success(), "{}", stdout(&put));
+    let hand_archive = z.get_object(&key("hand"));
+    let fmt = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let by_hand = z.admin(&[
+        "usage",
+        "trim",
+        "--uid=trim-hand",
+        &format!("--start-date={}", fmt(h(-3))),
+        &format!("--end-date={}", fmt(h(-2))),
+    ]);
+    assert!(by_hand.status.success(), "{}", stderr(&by_hand));
+    assert!(!logged("hand", -3));
 
     // A dry run says what it would trim, and trims nothing.
     let cfg = z.write_config(dir.path(), &jobs(&prefix, "2h"));
@@ -241,6 +253,9 @@ fn only_windows_verified_archived_are_trimmed() {
         archived,
         "re-archived as read"
     );
+    // hand: the log is empty for the window, its object is not: kept as it was.
+    assert!(log.contains("trimmed already"), "{log}");
+    assert_eq!(z.get_object(&key("hand")), hand_archive);
     // nocap: refused with the remedy; its archive is there all the same.
     assert!(logged("nocap", -3), "{log}");
     assert!(log.contains("usage=write"), "{log}");
@@ -266,7 +281,7 @@ fn only_windows_verified_archived_are_trimmed() {
         ),
         "--caps=\"usage=write\"",
         // Instances limited to one uid read part of a zone's log: they do not count as its reader.
-        "(4 instance(s) limited to one uid were not counted",
+        "(5 instance(s) limited to one uid were not counted",
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
