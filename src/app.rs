@@ -9,7 +9,7 @@ use crate::delivery::Delivery;
 use crate::jobs::pool_df::PoolDf;
 use crate::jobs::rgw_usage::RgwUsage;
 use crate::jobs::Job;
-use crate::pipeline::{Context, JobSpec};
+use crate::pipeline::{Archive, Context, JobSpec};
 use crate::s3::{S3Client, S3Error};
 use crate::sink::{DryRunSink, S3Sink};
 use crate::spool::{Spool, SpoolError};
@@ -108,10 +108,27 @@ fn jobs(config: &Config, wanted: &[String]) -> Result<(Vec<JobSpec>, Retries), S
 /// Where objects go and what is remembered: the bucket with the spool and job state in the
 /// state directory, or, for a dry run, standard output and nothing remembered.
 fn context(config: &Config, dry_run: bool) -> Result<(Context, Retries), AppError> {
+    let trims = config.jobs.iter().any(|j| match &j.kind {
+        JobKind::RgwUsage(u) => u.trim.is_some(),
+        JobKind::PoolDf(_) => false,
+    });
+    // Trimming reads the archive back; a dry run reads the job state to say what it would trim.
+    let archive = |dry_run: bool| -> Result<Option<Archive>, AppError> {
+        Ok(trims
+            .then(|| {
+                S3Client::new(&config.s3).map(|client| Archive {
+                    client,
+                    bucket: config.bucket.clone(),
+                    dry_run_state: dry_run.then(|| StateDir::existing(&config.state_dir)),
+                })
+            })
+            .transpose()?)
+    };
     if dry_run {
         let cx = Context {
             delivery: Delivery::new(Arc::new(DryRunSink), None),
             state: None,
+            archive: archive(true)?,
         };
         return Ok((cx, Vec::new()));
     }
@@ -127,6 +144,7 @@ fn context(config: &Config, dry_run: bool) -> Result<(Context, Retries), AppErro
     let cx = Context {
         delivery: Delivery::new(Arc::new(sink), Some(spool)),
         state: Some(state),
+        archive: archive(false)?,
     };
     Ok((cx, retries))
 }

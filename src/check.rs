@@ -10,37 +10,57 @@ use crate::config::{Config, JobKind};
 use crate::http;
 use crate::osd_df;
 use crate::s3::Endpoint;
-use crate::s3::S3Client;
+use crate::s3::{S3Client, S3Error};
 use crate::state::{write_atomic, StateDir};
+use crate::zones;
 
 /// RGW refuses signatures more than 15 minutes off; warn well before.
 const SKEW_WARN_SECS: i64 = 60;
 const SKEW_FAIL_SECS: i64 = 15 * 60;
 
+/// How a verified thing turned out: a warning is worth reading but does not fail `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Pass,
+    Warn,
+    Fail,
+}
+
 /// One verified thing.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Finding {
-    pub ok: bool,
+    pub level: Level,
     pub what: String,
-    /// On failure, the error and what to do.
+    /// On a warning or failure, what was found and what to do.
     pub detail: String,
 }
 
 impl Finding {
     fn pass(what: impl Into<String>) -> Finding {
         Finding {
-            ok: true,
+            level: Level::Pass,
             what: what.into(),
             detail: String::new(),
         }
     }
 
-    fn fail(what: impl Into<String>, detail: impl Into<String>) -> Finding {
+    pub fn fail(what: impl Into<String>, detail: impl Into<String>) -> Finding {
         Finding {
-            ok: false,
+            level: Level::Fail,
             what: what.into(),
             detail: detail.into(),
         }
+    }
+
+    fn warn(what: impl Into<String>, detail: impl Into<String>) -> Finding {
+        Finding {
+            level: Level::Warn,
+            ..Finding::fail(what, detail)
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.level != Level::Fail
     }
 
     fn from_result<E: std::fmt::Display>(what: String, r: Result<String, E>) -> Finding {
@@ -88,9 +108,13 @@ pub async fn run(config: &Config) -> Vec<Finding> {
                     out.extend(endpoint(&u.rgw, &format!("{name}: rgw")).await);
                 }
                 out.push(usage_caps(&u.rgw, name).await);
+                if u.trim.is_some() {
+                    out.push(trim_caps(&u.rgw, name, u.uid.as_deref()).await);
+                }
             }
         }
     }
+    out.extend(zones(config).await);
     out
 }
 
@@ -224,6 +248,124 @@ async fn usage_caps(e: &Endpoint, job: &str) -> Finding {
     Finding::from_result(what, r)
 }
 
+/// Trimming is on: the usage log can be trimmed (the admin cap `usage=write`), tried on an
+/// hour long past, which holds nothing to lose.
+async fn trim_caps(e: &Endpoint, job: &str, uid: Option<&str>) -> Finding {
+    let what = format!(
+        "{job}: access key {} may trim the usage log at {} (trim_after is set)",
+        e.credentials.access_key, e.url
+    );
+    let r = match S3Client::new(e) {
+        Ok(c) => c
+            .trim_usage("2000-01-01 00:00:00", "2000-01-01 01:00:00", uid)
+            .await
+            .map(|_| String::new()),
+        Err(x) => Err(x),
+    };
+    Finding::from_result(what, r)
+}
+
+/// Multisite: whether the `rgw_usage` instances read every zone's usage log. The zones come
+/// from the period (`GET /admin/realm/period`, admin cap `zone=read`) through the first
+/// instance's gateway; a cluster without a realm (404) is single-site. Instances limited to one
+/// `uid` do not count: they read part of a zone's log. A zone not read is a warning.
+async fn zones(config: &Config) -> Option<Finding> {
+    let usage: Vec<_> = config
+        .jobs
+        .iter()
+        .filter_map(|j| match &j.kind {
+            JobKind::RgwUsage(u) => Some((j, u)),
+            JobKind::PoolDf(_) => None,
+        })
+        .collect();
+    let (_, first) = usage.first()?;
+    let what = "rgw_usage instances read every zone's usage log";
+    let answer = match S3Client::new(&first.rgw) {
+        Ok(c) => c.admin_get("/admin/realm/period", &[]).await,
+        Err(e) => Err(e),
+    };
+    let period = match answer {
+        Err(S3Error::Api { status: 404, .. }) => {
+            return Some(Finding::pass(format!(
+                "{what}: single-site ({} has no realm: one usage log)",
+                first.rgw.url
+            )))
+        }
+        Err(e) => {
+            return Some(Finding::warn(
+                what,
+                format!("{e}; the zones were not verified"),
+            ))
+        }
+        Ok(body) => match zones::parse(&body) {
+            Ok(p) => p,
+            Err(e) => {
+                return Some(Finding::warn(
+                    what,
+                    format!("{e} (GET {}admin/realm/period)", first.rgw.url),
+                ))
+            }
+        },
+    };
+    let instances: Vec<_> = usage
+        .iter()
+        .filter(|(_, u)| u.uid.is_none())
+        .map(|(j, u)| zones::Instance {
+            job: &j.name,
+            endpoint: &u.rgw.url,
+            zone_label: j.labels.zone.as_deref(),
+        })
+        .collect();
+    let mut finding = zone_finding(what, &period, &zones::coverage(&period, &instances));
+    let limited = usage.len() - instances.len();
+    if limited > 0 && finding.level == Level::Warn {
+        finding.detail += &format!(
+            "\n     ({limited} instance(s) limited to one uid were not counted: they read part of \
+             a zone's log)"
+        );
+    }
+    Some(finding)
+}
+
+/// The line `check` prints for a coverage: the zones and their readers, or what is missed.
+fn zone_finding(what: &str, period: &zones::Period, c: &zones::Coverage) -> Finding {
+    let missed = c.missed(period);
+    let mut problems: Vec<String> =
+        missed
+            .iter()
+            .map(|(group, zone)| {
+                format!(
+                "zone {} of zonegroup {group} is read by no rgw_usage instance: its traffic is \
+                 not archived; fix: add an instance with rgw = {{ endpoint = \"{}\" }} or zone = \
+                 \"{}\"",
+                zone.name,
+                zone.endpoints.first().map_or("<its gateway>", String::as_str),
+                zone.name
+            )
+            })
+            .collect();
+    problems.extend(c.unmatched.iter().map(|job| {
+        format!(
+            "instance {job} reads no zone of the period (its endpoint is none of a zone's \
+             endpoints): set its zone label to the zone its gateway serves"
+        )
+    }));
+    if problems.is_empty() {
+        let read: Vec<String> = c
+            .zonegroups
+            .iter()
+            .flat_map(|(g, zones)| {
+                zones
+                    .iter()
+                    .map(move |(z, jobs)| format!("{g}/{z} by {}", jobs.join(", ")))
+            })
+            .collect();
+        Finding::pass(format!("{what}: {}", read.join("; ")))
+    } else {
+        Finding::warn(what, problems.join("\n     "))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,14 +374,52 @@ mod tests {
     #[test]
     fn clock_skew_is_graded_against_rgws_limit() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        assert!(clock("s3", t, Some(t + Duration::from_secs(5))).ok);
+        assert!(clock("s3", t, Some(t + Duration::from_secs(5))).ok());
         let warn = clock("s3", t, Some(t + Duration::from_secs(120)));
-        assert!(!warn.ok && warn.detail.contains("-120s"), "{warn:?}");
+        assert!(!warn.ok() && warn.detail.contains("-120s"), "{warn:?}");
         let fail = clock("s3", t + Duration::from_secs(1200), Some(t));
         assert!(
-            !fail.ok && fail.detail.contains("+1200s") && fail.detail.contains("NTP"),
+            !fail.ok() && fail.detail.contains("+1200s") && fail.detail.contains("NTP"),
             "{fail:?}"
         );
-        assert!(!clock("s3", t, None).ok);
+        assert!(!clock("s3", t, None).ok());
+    }
+
+    #[test]
+    fn a_zone_no_instance_reads_is_a_warning_naming_it_and_its_endpoint() {
+        let period = zones::parse(include_bytes!(
+            "../tests/fixtures/admin-realm-period-two-zones.json"
+        ))
+        .unwrap();
+        let (a, b) = (
+            url::Url::parse("http://127.0.0.1:8010").unwrap(),
+            url::Url::parse("http://127.0.0.1:8011").unwrap(),
+        );
+        let usage_a = zones::Instance {
+            job: "usage_a",
+            endpoint: &a,
+            zone_label: None,
+        };
+        let one = zone_finding("w", &period, &zones::coverage(&period, &[usage_a]));
+        assert_eq!(one.level, Level::Warn, "{one:?}");
+        assert!(one.ok(), "a warning does not fail check");
+        assert!(
+            one.detail
+                .starts_with("zone zone-b of zonegroup dev-zg is read by no rgw_usage")
+                && one.detail.contains("endpoint = \"http://127.0.0.1:8011\"")
+                && !one.detail.contains("zone-a"),
+            "{}",
+            one.detail
+        );
+        let usage_b = zones::Instance {
+            job: "usage_b",
+            endpoint: &b,
+            zone_label: None,
+        };
+        let two = zone_finding("w", &period, &zones::coverage(&period, &[usage_a, usage_b]));
+        assert_eq!(
+            two,
+            Finding::pass("w: dev-zg/zone-b by usage_b; dev-zg/zone-a by usage_a")
+        );
     }
 }

@@ -42,6 +42,8 @@ pub mod state;
 pub mod synth;
 #[cfg(test)]
 mod testutil;
+pub mod trim;
 pub mod usage;
 pub mod watch;
 pub mod window;
+pub mod zones;

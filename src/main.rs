@@ -7,6 +7,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use clap::{CommandFactory, Parser, Subcommand};
 
 use ceph_stats_exporter::app;
+use ceph_stats_exporter::check::{Finding, Level};
 use ceph_stats_exporter::config::{Config, JobKind};
 use ceph_stats_exporter::daemon::{Daemon, Signals};
 use ceph_stats_exporter::logging::{self, LogFormat};
@@ -198,29 +199,31 @@ async fn check(path: &std::path::Path) -> ExitCode {
     println!("ok   config {} parses", path.display());
     let mut findings: Vec<_> = secret_errors
         .iter()
-        .map(|e| ceph_stats_exporter::check::Finding {
-            ok: false,
-            what: "a secret is readable".into(),
-            detail: e.to_string(),
-        })
+        .map(|e| Finding::fail("a secret is readable", e.to_string()))
         .collect();
     for w in &config.warnings {
         println!("warn {w}");
     }
     findings.extend(ceph_stats_exporter::check::run(&config).await);
     for f in &findings {
-        if f.ok {
-            println!("ok   {}", f.what);
-        } else {
-            println!("FAIL {}\n     {}", f.what, f.detail);
+        match f.level {
+            Level::Pass => println!("ok   {}", f.what),
+            Level::Warn => println!("warn {}\n     {}", f.what, f.detail),
+            Level::Fail => println!("FAIL {}\n     {}", f.what, f.detail),
         }
     }
-    let failed = findings.iter().filter(|f| !f.ok).count();
+    let count = |l| findings.iter().filter(|f| f.level == l).count();
+    let (failed, warned) = (count(Level::Fail), count(Level::Warn));
+    let warnings = match warned {
+        0 => String::new(),
+        1 => " (1 warning)".to_string(),
+        n => format!(" ({n} warnings)"),
+    };
     if failed == 0 {
-        println!("all {} checks passed", findings.len() + 1);
+        println!("all {} checks passed{warnings}", findings.len() + 1);
         ExitCode::SUCCESS
     } else {
-        println!("{failed} of {} checks failed", findings.len() + 1);
+        println!("{failed} of {} checks failed{warnings}", findings.len() + 1);
         ExitCode::FAILURE
     }
 }

@@ -49,6 +49,8 @@ pub struct Metrics {
     stored_bytes: Family<JobLabel, Counter>,
     spooled: Family<JobLabel, Counter>,
     missed: Family<JobLabel, Counter>,
+    trimmed: Family<JobLabel, Counter>,
+    trim_refused: Family<FailureLabels, Counter>,
     spool_objects: Gauge,
     spool_bytes: Gauge,
     spool_oldest_age: Gauge,
@@ -71,6 +73,8 @@ impl Metrics {
             stored_bytes: Family::default(),
             spooled: Family::default(),
             missed: Family::default(),
+            trimmed: Family::default(),
+            trim_refused: Family::default(),
             spool_objects: Gauge::default(),
             spool_bytes: Gauge::default(),
             spool_oldest_age: Gauge::default(),
@@ -125,6 +129,16 @@ impl Metrics {
             m.missed.clone(),
         );
         registry.register(
+            "usage_windows_trimmed",
+            "Usage windows whose log was trimmed from RGW once verified archived",
+            m.trimmed.clone(),
+        );
+        registry.register(
+            "usage_trim_refused",
+            "Usage windows trimming considered and did not trim, per job and reason",
+            m.trim_refused.clone(),
+        );
+        registry.register(
             "spool_objects",
             "Objects waiting in the spool",
             m.spool_objects.clone(),
@@ -174,6 +188,14 @@ impl Metrics {
         self.missed
             .get_or_create(&label)
             .inc_by(u64::from(outcome.missed));
+        self.trimmed.get_or_create(&label).inc_by(outcome.trimmed);
+        for reason in &outcome.trim_refused {
+            let labels = FailureLabels {
+                job: job.into(),
+                reason: reason.to_string(),
+            };
+            self.trim_refused.get_or_create(&labels).inc();
+        }
         for reason in outcome.failure_reasons() {
             let labels = FailureLabels {
                 job: job.into(),
@@ -312,6 +334,8 @@ mod tests {
         let spooled = Outcome {
             spooled: vec!["k2".into()],
             missed: 2,
+            trimmed: 3,
+            trim_refused: vec!["differs", "not_archived", "differs"],
             ..Outcome::default()
         };
         let now = utc("2026-11-22T13:00:10Z");
@@ -336,6 +360,9 @@ mod tests {
             "ceph_stats_exporter_spool_oldest_age_seconds 7",
             "ceph_stats_exporter_request_retries_total{client=\"s3\"} 0",
             "ceph_stats_exporter_run_duration_seconds_count{job=\"pool_df\"} 2",
+            "ceph_stats_exporter_usage_windows_trimmed_total{job=\"pool_df\"} 3",
+            "ceph_stats_exporter_usage_trim_refused_total{job=\"pool_df\",reason=\"differs\"} 2",
+            "ceph_stats_exporter_usage_trim_refused_total{job=\"pool_df\",reason=\"not_archived\"} 1",
         ] {
             assert!(text.contains(want), "missing {want}\n{text}");
         }

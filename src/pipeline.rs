@@ -31,11 +31,17 @@ pub struct JobSpec {
     pub catch_up_limit: usize,
 }
 
+mod trim;
+
+pub use trim::Archive;
+
 /// What a run needs besides the job.
 pub struct Context {
     pub delivery: Delivery,
     /// Where job state is kept; `None` (dry runs) keeps none and catches nothing up.
     pub state: Option<StateDir>,
+    /// The bucket read back before a usage window is trimmed; `None` trims nothing.
+    pub archive: Option<Archive>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +89,10 @@ pub struct Outcome {
     pub errors: Vec<RunError>,
     /// Scheduled fires before this one that never ran (capacity cannot be taken late).
     pub missed: u32,
+    /// Usage windows whose log was trimmed (see [`crate::trim`]).
+    pub trimmed: u64,
+    /// Windows trimming considered and did not trim, by reason.
+    pub trim_refused: Vec<&'static str>,
 }
 
 impl Outcome {
@@ -140,6 +150,11 @@ pub fn to_object(
 /// Collects one snapshot and renders it into the object that stores it.
 async fn collect_one(spec: &JobSpec, fire: Fire) -> Result<Object, RunError> {
     let snapshot = spec.job.collect(fire).await?;
+    render_one(spec, snapshot).await
+}
+
+/// Renders a snapshot into the object that stores it, named by its fire time.
+async fn render_one(spec: &JobSpec, snapshot: Snapshot) -> Result<Object, RunError> {
     let key = spec.key.render(snapshot.fire_time);
     let (named, format, compression) = (key.clone(), spec.format, spec.compression);
     let zone = spec.key.zone();
@@ -327,6 +342,7 @@ pub async fn run_fire(
                             "catch-up gave up walking the schedule short of the current window: the checkpoint is too far behind; if this repeats, backfill from it with --once --from/--to, then remove the job's .state.json"
                         );
                     }
+                    let delivered_before = state.delivered_until;
                     let mut gap = false;
                     for p in plan.backlog.iter().chain([&plan.current]) {
                         if shutdown.is_cancelled() {
@@ -349,6 +365,19 @@ pub async fn run_fire(
                                 gap = true;
                                 outcome.errors.push(e);
                             }
+                        }
+                    }
+                    if !shutdown.is_cancelled() {
+                        let first = plan.backlog.first().unwrap_or(&plan.current).window;
+                        let from = |st: &JobState, before| {
+                            crate::trim::start(st.trimmed_until, before, first)
+                        };
+                        if keep_state {
+                            state.trimmed_until = Some(from(&state, delivered_before));
+                            trim::run(spec, cx, &mut state, fire_time, true, &mut outcome).await;
+                        } else if let Some(mut seen) = trim::dry_run_state(cx, name) {
+                            seen.trimmed_until = Some(from(&seen, seen.delivered_until));
+                            trim::run(spec, cx, &mut seen, fire_time, false, &mut outcome).await;
                         }
                     }
                 }
@@ -425,6 +454,7 @@ mod tests {
         let cx = Arc::new(Context {
             delivery: Delivery::new(Arc::new(DryRunSink), None),
             state: None,
+            archive: None,
         });
         let t = crate::testutil::utc("2026-12-01T07:00:00Z");
         let outcome = run_fire_caught(&spec, t, &cx, (), CancellationToken::new()).await;

@@ -84,6 +84,10 @@ pub struct JobState {
     pub last_fire: Option<DateTime<Utc>>,
     /// Every window ending at or before this instant has been delivered (stored or spooled).
     pub delivered_until: Option<DateTime<Utc>>,
+    /// Trimming (`trim_after`) has dealt with every window ending at or before this instant:
+    /// trimmed from RGW's usage log, or (before trimming began) left to the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trimmed_until: Option<DateTime<Utc>>,
 }
 
 /// The state directory.
@@ -99,6 +103,14 @@ impl StateDir {
         Ok(StateDir {
             dir: dir.to_path_buf(),
         })
+    }
+
+    /// A state directory only read (a dry run): nothing is created, and a missing directory
+    /// reads as empty state.
+    pub fn existing(dir: &Path) -> StateDir {
+        StateDir {
+            dir: dir.to_path_buf(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -155,6 +167,7 @@ mod tests {
         let st = JobState {
             last_fire: Some(utc("2026-11-22T13:05:00Z")),
             delivered_until: Some(utc("2026-11-22T13:00:00Z")),
+            trimmed_until: Some(utc("2026-11-22T10:00:00Z")),
         };
         s.save("rgw_usage", &st).unwrap();
         assert_eq!(

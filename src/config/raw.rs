@@ -140,6 +140,10 @@ pub struct RawJob {
     #[serde(default, with = "humantime_serde")]
     pub settle: Option<Duration>,
     pub catch_up_limit: Option<Spanned<usize>>,
+    /// Trim the usage log of windows this much older than their end, once verified archived.
+    #[serde(default, with = "humantime_serde")]
+    pub trim_after: Option<Duration>,
+    pub trim_limit: Option<Spanned<usize>>,
 }
 
 /// What to do when the key zone's clocks go back and two fires would get one key.

@@ -36,7 +36,7 @@ const KINDS: [(&str, &str); 2] = [
 ];
 
 /// Keys only some kinds have, with the kind.
-const KIND_KEYS: [(&str, &str); 9] = [
+const KIND_KEYS: [(&str, &str); 11] = [
     ("detail", "pool_df"),
     ("source", "pool_df"),
     ("rgw", "rgw_usage"),
@@ -46,6 +46,8 @@ const KIND_KEYS: [(&str, &str); 9] = [
     ("uid", "rgw_usage"),
     ("settle", "rgw_usage"),
     ("catch_up_limit", "rgw_usage"),
+    ("trim_after", "rgw_usage"),
+    ("trim_limit", "rgw_usage"),
 ];
 
 /// Parses `text` and resolves it in `env`. Secrets that cannot be read come back apart, each
@@ -399,17 +401,12 @@ impl Ctx<'_> {
                 let schedule_span = j.schedule.as_ref().or(j.every.as_ref()).map(Spanned::span);
                 covers_every_window(&common.schedule, window, self.env.now())
                     .map_err(|e| self.err(schedule_span, &at("schedule"), e))?;
-                let max_buckets = match &j.max_buckets {
-                    None => crate::usage::DEFAULT_MAX_BUCKETS,
-                    Some(m) if *m.get_ref() == 0 => {
-                        return Err(self.err(
-                            Some(m.span()),
-                            &at("max_buckets"),
-                            "must be at least 1",
-                        ))
-                    }
-                    Some(m) => *m.get_ref(),
-                };
+                let max_buckets = self.count(
+                    j.max_buckets.as_ref(),
+                    crate::usage::DEFAULT_MAX_BUCKETS,
+                    &at("max_buckets"),
+                    "must be at least 1",
+                )?;
                 let show_entries = j.show_entries.as_ref().is_none_or(|s| *s.get_ref());
                 if common.format == Format::Records && !show_entries {
                     return Err(self.err(
@@ -419,7 +416,17 @@ impl Ctx<'_> {
                          needs show_entries = true",
                     ));
                 }
+                let trim_limit = self.count(
+                    j.trim_limit.as_ref(),
+                    crate::trim::DEFAULT_LIMIT,
+                    &at("trim_limit"),
+                    "must be at least 1 (leave trim_after out to trim nothing)",
+                )?;
                 JobKind::RgwUsage(rgw_usage::Settings {
+                    trim: j.trim_after.map(|after| crate::trim::TrimSettings {
+                        after,
+                        limit: trim_limit,
+                    }),
                     window,
                     time_zone,
                     settle: j.settle.unwrap_or(Duration::from_secs(60)),
@@ -443,6 +450,21 @@ impl Ctx<'_> {
         }))
     }
 
+    /// A count that must be at least 1; `default` when the key is left out.
+    fn count(
+        &self,
+        value: Option<&Spanned<usize>>,
+        default: usize,
+        key: &str,
+        zero: &str,
+    ) -> Result<usize, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(v) if *v.get_ref() == 0 => Err(self.err(Some(v.span()), key, zero)),
+            Some(v) => Ok(*v.get_ref()),
+        }
+    }
+
     /// A key of another kind, given to this instance, is a mistake worth naming.
     fn refuse_other_kinds(&self, j: &RawJob, kind: &str, here: &str) -> Result<(), ConfigError> {
         let spans = [
@@ -456,6 +478,8 @@ impl Ctx<'_> {
             // `settle` holds a plain duration: no span; its presence is enough.
             j.settle.map(|_| 0..0),
             j.catch_up_limit.as_ref().map(Spanned::span),
+            j.trim_after.map(|_| 0..0),
+            j.trim_limit.as_ref().map(Spanned::span),
         ];
         for ((key, owner), span) in KIND_KEYS.into_iter().zip(spans) {
             if let Some(span) = span.filter(|_| owner != kind) {

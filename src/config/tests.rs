@@ -653,3 +653,28 @@ fn signature_and_region_default_to_v2_and_rgw_inherits_each_alone() {
         assert_eq!((line, key.as_str()), (Some(5), "s3.region"), "{bad:?}");
     }
 }
+
+#[test]
+fn trimming_is_off_by_default_and_on_with_trim_after() {
+    assert_eq!(usage(&load(MINIMAL).unwrap()).settings.trim, None);
+    let on = MINIMAL.replace(
+        "schedule = \"0 5 * * * *\"\n",
+        "schedule = \"0 5 * * * *\"\ntrim_after = \"90d\"\n",
+    );
+    let t = usage(&load(&on).unwrap()).settings.trim.unwrap();
+    assert_eq!((t.after.as_secs(), t.limit), (90 * 86_400, 24));
+    let limited = on.replace("trim_after", "trim_limit = 3\ntrim_after");
+    assert_eq!(
+        usage(&load(&limited).unwrap()).settings.trim.unwrap().limit,
+        3
+    );
+    let (line, key, msg) = invalid(&on.replace("trim_after", "trim_limit = 0\ntrim_after"));
+    assert_eq!(
+        (line, key.as_str()),
+        (Some(12), "jobs.rgw_usage.trim_limit")
+    );
+    assert!(msg.contains("at least 1"), "{msg}");
+    let (_, key, msg) = invalid(&pool_df_with("trim_after = \"1d\""));
+    assert_eq!(key, "jobs.pool_df.trim_after");
+    assert!(msg.contains("not a key of a pool_df job"), "{msg}");
+}

@@ -8,6 +8,7 @@ use crate::ceph_source::CephSourceError;
 use crate::osd_df::OsdDfError;
 use crate::s3::S3Error;
 use crate::snapshot::Snapshot;
+use crate::trim::TrimSettings;
 use crate::usage::UsageError;
 use crate::window::{Window, WindowError};
 
@@ -51,6 +52,19 @@ pub trait Job: Send + Sync {
     fn windows(&self) -> Option<&dyn Windowed> {
         None
     }
+
+    /// Jobs whose source keeps history until told to forget it (the usage log), when the config
+    /// asks them to trim what is archived. `None` for every other job.
+    fn trimmer(&self) -> Option<(TrimSettings, &dyn Trimmer)> {
+        None
+    }
+}
+
+/// A job that can trim the history it reads (see [`crate::trim`]).
+#[async_trait]
+pub trait Trimmer: Send + Sync {
+    /// Forgets exactly `window` in the source.
+    async fn trim(&self, window: Window) -> Result<(), JobError>;
 }
 
 /// A job whose fires read windows of history.

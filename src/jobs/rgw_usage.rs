@@ -6,9 +6,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::{Fire, Job, JobError, Windowed};
+use super::{Fire, Job, JobError, Trimmer, Windowed};
 use crate::s3::{Endpoint, S3Client};
 use crate::snapshot::{Labels, Snapshot, SnapshotData};
+use crate::trim::TrimSettings;
 use crate::usage::{self, UsageReport};
 use crate::window::{Window, WindowLength};
 
@@ -28,6 +29,8 @@ pub struct Settings {
     pub uid: Option<String>,
     /// The admin API of the zone this instance reads.
     pub rgw: Endpoint,
+    /// Trimming the usage log of windows verified archived (`trim_after`); off when `None`.
+    pub trim: Option<TrimSettings>,
 }
 
 pub struct RgwUsage {
@@ -115,5 +118,22 @@ impl Job for RgwUsage {
 
     fn windows(&self) -> Option<&dyn Windowed> {
         Some(self)
+    }
+
+    fn trimmer(&self) -> Option<(TrimSettings, &dyn Trimmer)> {
+        Some((self.settings.trim?, self as &dyn Trimmer))
+    }
+}
+
+#[async_trait]
+impl Trimmer for RgwUsage {
+    /// `DELETE /admin/usage` of the window's hours, of the instance's `uid` when it has one.
+    async fn trim(&self, window: Window) -> Result<(), JobError> {
+        let (start, end) = (
+            Window::query_bound(window.start),
+            Window::query_bound(window.end),
+        );
+        let uid = self.settings.uid.as_deref();
+        Ok(self.admin.trim_usage(&start, &end, uid).await?)
     }
 }

@@ -258,6 +258,18 @@ impl S3Client {
         self.send_for_bytes(&req, resource).await
     }
 
+    /// Trims the usage log of a window (of one user when `uid` is given): see
+    /// [`Target::trim_usage`](super::request::Target::trim_usage).
+    pub async fn trim_usage(
+        &self,
+        start: &str,
+        end: &str,
+        uid: Option<&str>,
+    ) -> Result<(), S3Error> {
+        let req = self.target().trim_usage(start, end, uid);
+        self.send(&req).await.map(drop)
+    }
+
     /// Sends a request whose answer is kept, and returns that answer's bytes.
     async fn send_for_bytes(&self, req: &Request, what: &str) -> Result<Vec<u8>, S3Error> {
         body_bytes(self.send(req).await?.body, what)
@@ -460,6 +472,7 @@ impl S3Client {
             code.as_deref(),
             &body,
             &Context {
+                op: req.op,
                 resource: url.path(),
                 access_key: &self.endpoint.credentials.access_key,
                 sent_at,

@@ -93,6 +93,8 @@ pub fn error_code(body: &[u8]) -> Option<String> {
 
 /// What the hint may mention about the failed request.
 pub struct Context<'a> {
+    /// The request's operation (`GET`, `DELETE usage`, `PUT object`, ...).
+    pub op: &'a str,
     pub resource: &'a str,
     pub access_key: &'a str,
     pub sent_at: SystemTime,
@@ -136,9 +138,21 @@ pub fn hint(
                 ),
             }
         }
+        Some("AccessDenied") if cx.resource.starts_with("/admin/usage") && cx.op != "GET" => {
+            format!(
+                "user of access key {} lacks the admin cap to trim the usage log: \
+                 radosgw-admin caps add --uid=<user> --caps=\"usage=write\"",
+                cx.access_key
+            )
+        }
         Some("AccessDenied") if cx.resource.starts_with("/admin/usage") => format!(
             "user of access key {} lacks the admin cap to read usage: \
              radosgw-admin caps add --uid=<user> --caps=\"usage=read\"",
+            cx.access_key
+        ),
+        Some("AccessDenied") if cx.resource.starts_with("/admin/realm") => format!(
+            "user of access key {} lacks the admin cap to list the zones: \
+             radosgw-admin caps add --uid=<user> --caps=\"zone=read\"",
             cx.access_key
         ),
         Some("AccessDenied") if admin => format!(
@@ -235,6 +249,7 @@ mod tests {
     fn cx<'a>(resource: &'a str, server_offset_secs: i64) -> Context<'a> {
         let sent_at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
         Context {
+            op: "GET",
             resource,
             access_key: "AK",
             sent_at,
@@ -256,6 +271,19 @@ mod tests {
         )
         .unwrap();
         assert!(h.contains("usage=read"), "{h}");
+        let trim = Context {
+            op: "DELETE usage",
+            ..cx("/admin/usage", 0)
+        };
+        let h = hint(forbidden, Some("AccessDenied"), b"x", &trim).unwrap();
+        assert!(h.contains("trim") && h.contains("usage=write"), "{h}");
+        let h = hint(
+            forbidden,
+            Some("AccessDenied"),
+            b"x",
+            &cx("/admin/realm/period", 0),
+        );
+        assert!(h.unwrap().contains("zone=read"));
         let h = hint(
             forbidden,
             Some("RequestTimeTooSkewed"),

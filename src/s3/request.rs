@@ -232,15 +232,36 @@ impl Target<'_> {
     /// A GET on the RGW admin API (`/admin/usage`, ...); `to_file` keeps a large answer in a
     /// temporary file. The admin API always takes the path, whatever the addressing.
     pub fn admin_get(&self, resource: &str, query: &[(&str, &str)], to_file: bool) -> Request {
+        let mut r = self.admin("GET", Method::GET, resource, query);
+        r.keep = if to_file { Keep::File } else { Keep::Memory };
+        r
+    }
+
+    /// Trims the usage log of `[start, end)` (`DELETE /admin/usage`, admin cap `usage=write`),
+    /// of one user when `uid` is given. The bounds are RGW's `YYYY-MM-DD HH:MM:SS` (UTC); RGW
+    /// trims the hourly entries whose hour starts in that range.
+    pub fn trim_usage(&self, start: &str, end: &str, uid: Option<&str>) -> Request {
+        let mut query = vec![("start", start), ("end", end)];
+        if let Some(uid) = uid {
+            query.push(("uid", uid));
+        }
+        self.admin("DELETE usage", Method::DELETE, "/admin/usage", &query)
+    }
+
+    fn admin(
+        &self,
+        op: &'static str,
+        method: Method,
+        resource: &str,
+        query: &[(&str, &str)],
+    ) -> Request {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(query)
             .finish()
             // RGW decodes %20 and + alike; %20 reads better in logs.
             .replace('+', "%20");
         let path = format!("{}{resource}", self.base_path);
-        let mut r = self.request("GET", Method::GET, (path, None), Some(query));
-        r.keep = if to_file { Keep::File } else { Keep::Memory };
-        r
+        self.request(op, method, (path, None), Some(query))
     }
 }
 
@@ -411,6 +432,29 @@ mod tests {
         );
         assert_eq!(r.keep, Keep::File);
         assert_eq!(PATH.admin_get("/", &[], false).keep, Keep::Memory);
+    }
+
+    #[test]
+    fn a_usage_trim_deletes_exactly_its_hours_of_one_user_or_all() {
+        let r = VHOST.trim_usage("2026-11-22 13:00:00", "2026-11-22 14:00:00", Some("alice"));
+        assert_eq!(
+            line(&r),
+            (
+                "DELETE",
+                "/s3/admin/usage",
+                Some("start=2026-11-22%2013%3A00%3A00&end=2026-11-22%2014%3A00%3A00&uid=alice"),
+                None
+            )
+        );
+        assert_eq!(
+            (r.op, r.keep, r.body.len()),
+            ("DELETE usage", Keep::Nothing, 0)
+        );
+        let all = PATH.trim_usage("2026-11-22 13:00:00", "2026-11-22 14:00:00", None);
+        assert_eq!(
+            all.query.as_deref(),
+            Some("start=2026-11-22%2013%3A00%3A00&end=2026-11-22%2014%3A00%3A00")
+        );
     }
 
     #[test]

@@ -70,6 +70,13 @@ pub fn bob() -> User {
 /// One request through the independent client; `path` as sent (percent-encoded). Without a
 /// user, the exporter's own keys.
 pub fn s3(user: Option<&User>, method: &str, path: &str, body: Option<&Path>) -> Output {
+    s3_cmd(user, method, path, body)
+        .output()
+        .expect("dev/s3v2.sh runs")
+}
+
+/// [`s3`] as a command, to send elsewhere (`RGW_ENDPOINT`) before it runs.
+pub fn s3_cmd(user: Option<&User>, method: &str, path: &str, body: Option<&Path>) -> Command {
     let mut cmd = Command::new(repo().join("dev/s3v2.sh"));
     cmd.args([method, path]);
     if let Some(b) = body {
@@ -79,7 +86,7 @@ pub fn s3(user: Option<&User>, method: &str, path: &str, body: Option<&Path>) ->
         cmd.env("S3V2_ACCESS", user.access)
             .env("S3V2_SECRET", &user.secret);
     }
-    cmd.output().expect("dev/s3v2.sh runs")
+    cmd
 }
 
 pub fn get_object(key_path: &str) -> Vec<u8> {
@@ -268,7 +275,7 @@ pub fn make_traffic(tag: &str) {
 
 /// `radosgw-admin usage show` for a window, once RGW has flushed (two equal reads in a row).
 pub fn settled_usage(start: &str, end: &str) -> Value {
-    let read = || {
+    settled(|| {
         ceph_like_json(Command::new("radosgw-admin").args([
             "usage",
             "show",
@@ -276,7 +283,11 @@ pub fn settled_usage(start: &str, end: &str) -> Value {
             &format!("--end-date={end}"),
             "--show-log-entries=true",
         ]))
-    };
+    })
+}
+
+/// What `read` returns once two reads 2.5 s apart agree (RGW has flushed its usage log).
+pub fn settled(read: impl Fn() -> Value) -> Value {
     let mut last = read();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -6,3 +6,4 @@ pub mod cluster;
 pub mod exporter;
 pub mod fake;
 pub mod fixtures;
+pub mod zones;
