@@ -123,6 +123,35 @@ fn each_zone_is_archived_by_its_own_instance_and_equals_that_zones_log() {
         .unwrap()["categories"]["put_obj"]
         .clone();
     assert_eq!(put["bytes_received"], 200 * 1024, "{put}");
+
+    // `report` sums both zones' archives, and splits them by zone.
+    let period = ["--from", &from.to_rfc3339(), "--to", &to.to_rfc3339()];
+    let report = |by: &[&str]| {
+        let out = z.exporter(
+            &cfg,
+            &[&["report", "--output", "json"][..], by, &period].concat(),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let by_zone = report(&["--by", "zone"]);
+    let mut sum = [0u64; 4];
+    for ((zone, _), want) in z.zones().iter().zip(&expected) {
+        let row = by_zone
+            .iter()
+            .find(|r| r["zone"] == *zone)
+            .unwrap_or_else(|| panic!("{zone} missing from {by_zone:?}"));
+        let all = admin_totals(want).1;
+        assert_eq!(counters(row), all, "{zone}");
+        for (s, n) in sum.iter_mut().zip(all) {
+            *s += n;
+        }
+    }
+    assert_eq!(by_zone.len(), 2, "{by_zone:?}");
+    assert_eq!(counters(&report(&[])[0]), sum, "both zones together");
 }
 
 #[test]
