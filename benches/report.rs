@@ -4,9 +4,9 @@
 //! the report's peak RSS, measured on the child process.
 //!
 //! The archive is `CSE_BENCH_OBJECTS` hourly usage windows (20000 under `cargo bench`, 200
-//! under `cargo test`) in the records format, each of 20 users x 2 buckets x 4 categories,
-//! seeded once through RGW with 32 PUTs in flight under a prefix named after the count (a
-//! second run reuses them). The report's total must equal what was seeded.
+//! under `cargo test`) in the records format, each of `CSE_BENCH_USERS` users (20) x 2 buckets
+//! x 4 categories, seeded once through RGW with 32 PUTs in flight under a prefix named after
+//! both (a second run reuses them). The report's total must equal what was seeded.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -50,10 +50,14 @@ fn main() {
         retry: Default::default(),
         signing: Default::default(),
     };
-    let prefix = format!("bench-report-{objects}");
+    let users: usize = std::env::var("CSE_BENCH_USERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20);
+    let prefix = format!("bench-report-{objects}x{users}");
     let shape = Shape {
         hours: 1,
-        ..Shape::sized(0, 20, 2, 4)
+        ..Shape::sized(0, users, 2, 4)
     };
     let first = DateTime::from_timestamp(shape.start_epoch, 0).expect("epoch");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
