@@ -11,6 +11,7 @@ pub mod app;
 pub mod catchup;
 pub mod ceph_source;
 pub mod check;
+pub mod chunks;
 pub mod config;
 pub mod daemon;
 pub mod delivery;
