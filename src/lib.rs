@@ -27,6 +27,7 @@ pub mod osd_df;
 pub mod panics;
 pub mod payload;
 pub mod pipeline;
+pub mod quickjson;
 pub mod records;
 pub mod s3;
 pub mod s3auth;
