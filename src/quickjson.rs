@@ -6,7 +6,8 @@
 //! differently; it only spares serde's generic machinery on the records that are most of a
 //! large answer.
 
-/// Where a quick read is in its text.
+/// Where a quick read is in its text. A copy is a mark to come back to.
+#[derive(Clone, Copy)]
 pub struct Cursor<'a> {
     text: &'a str,
     at: usize,
@@ -32,6 +33,12 @@ impl<'a> Cursor<'a> {
             self.at += 1;
         }
         None
+    }
+
+    /// Exactly these bytes (a layout's fixed part, such as `,"ops":`), with no whitespace.
+    pub fn literal(&mut self, expected: &str) -> Option<()> {
+        let found = self.text.as_bytes()[self.at..].starts_with(expected.as_bytes());
+        found.then(|| self.at += expected.len())
     }
 
     fn take(&mut self, byte: u8) -> Option<()> {
@@ -206,6 +213,9 @@ mod tests {
         })
         .unwrap();
         assert_eq!((a, sum, c.used()), (Some(()), 3, 24));
+        let mut c = Cursor::new(r#"{"a":1}"#);
+        assert_eq!((c.literal("{\"b\":"), c.used()), (None, 0));
+        assert_eq!((c.literal("{\"a\":"), c.used()), (Some(()), 5));
         // A duplicate member, a missing separator, a cut object.
         for t in [r#"{"a":[],"a":[]}"#, r#"{"a":[] "b":[]}"#, r#"{"a":[1]"#] {
             let mut a = None;

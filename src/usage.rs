@@ -342,6 +342,40 @@ fn quick_bucket(text: &str) -> Option<(RawBucket<'_>, usize)> {
 }
 
 fn quick_category<'a>(c: &mut Cursor<'a>) -> Option<RawCategory<'a>> {
+    let mut in_order = *c;
+    match category_in_order(&mut in_order) {
+        Some(category) => {
+            *c = in_order;
+            Some(category)
+        }
+        None => category_any_order(c),
+    }
+}
+
+/// A category with its members in the order RGW writes them, each name matched in place
+/// rather than read (most strings of an answer are these names).
+fn category_in_order<'a>(c: &mut Cursor<'a>) -> Option<RawCategory<'a>> {
+    c.literal("{\"category\":")?;
+    let category = Cow::Borrowed(c.string()?);
+    c.literal(",\"bytes_sent\":")?;
+    let bytes_sent = c.u64()?;
+    c.literal(",\"bytes_received\":")?;
+    let bytes_received = c.u64()?;
+    c.literal(",\"ops\":")?;
+    let ops = c.u64()?;
+    c.literal(",\"successful_ops\":")?;
+    let successful_ops = c.u64()?;
+    c.literal("}")?;
+    Some(RawCategory {
+        category,
+        ops,
+        successful_ops,
+        bytes_sent,
+        bytes_received,
+    })
+}
+
+fn category_any_order<'a>(c: &mut Cursor<'a>) -> Option<RawCategory<'a>> {
     let (mut category, mut n) = (None, [None; 4]);
     c.object(|c, name| {
         let slot = match name {
