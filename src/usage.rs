@@ -319,26 +319,60 @@ impl Borrowed for BucketRecord {
 /// large answer is these records: this is most of the parse.
 fn quick_bucket(text: &str) -> Option<(RawBucket<'_>, usize)> {
     let mut c = Cursor::new(text);
+    let record = match bucket_in_order(&mut c) {
+        Some(record) => record,
+        None => {
+            c = Cursor::new(text);
+            bucket_any_order(&mut c)?
+        }
+    };
+    Some((record, c.used()))
+}
+
+/// A record with its members in the order RGW writes them, each name matched in place rather
+/// than read.
+fn bucket_in_order<'a>(c: &mut Cursor<'a>) -> Option<RawBucket<'a>> {
+    c.literal("{\"bucket\":")?;
+    let bucket = Cow::Borrowed(c.string()?);
+    // `time`, which the report does not use.
+    c.literal(",\"time\":")?;
+    c.string()?;
+    c.literal(",\"epoch\":")?;
+    let epoch = i64::try_from(c.u64()?).ok()?;
+    c.literal(",\"owner\":")?;
+    let owner = Cow::Borrowed(c.string()?);
+    c.literal(",\"categories\":")?;
+    let categories = quick_categories(c)?;
+    c.literal("}")?;
+    Some(RawBucket {
+        bucket,
+        epoch,
+        owner,
+        categories,
+    })
+}
+
+fn bucket_any_order<'a>(c: &mut Cursor<'a>) -> Option<RawBucket<'a>> {
     let (mut bucket, mut epoch, mut owner, mut categories) = (None, None, None, None);
     c.object(|c, name| match name {
         "bucket" => once(&mut bucket, c.string()?),
         "owner" => once(&mut owner, c.string()?),
         "epoch" => once(&mut epoch, i64::try_from(c.u64()?).ok()?),
-        "categories" => {
-            let mut list = Vec::new();
-            c.array(|c| quick_category(c).map(|cat| list.push(cat)))?;
-            once(&mut categories, list)
-        }
-        // `time`, which the report does not use.
+        "categories" => once(&mut categories, quick_categories(c)?),
         _ => c.string().map(drop),
     })?;
-    let record = RawBucket {
+    Some(RawBucket {
         bucket: Cow::Borrowed(bucket?),
         epoch: epoch?,
         owner: Cow::Borrowed(owner?),
         categories: categories?,
-    };
-    Some((record, c.used()))
+    })
+}
+
+fn quick_categories<'a>(c: &mut Cursor<'a>) -> Option<Vec<RawCategory<'a>>> {
+    let mut list = Vec::new();
+    c.array(|c| quick_category(c).map(|category| list.push(category)))?;
+    Some(list)
 }
 
 fn quick_category<'a>(c: &mut Cursor<'a>) -> Option<RawCategory<'a>> {
