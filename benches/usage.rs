@@ -1,7 +1,9 @@
 //! `cargo bench --bench usage`: throughput and peak memory of the usage path on synthetic RGW
 //! answers (parse + aggregate, then the JSON object rendered into its payload with its MD5),
-//! the idle daemon's memory, and the CPU time of `--once --dry-run` against a local fixture
-//! server.
+//! the same end to end from a socket (a local HTTP server streaming the answer, the exporter's
+//! admin GET, `read_window`, the JSON object rendered and hashed), the idle daemon's memory,
+//! and the CPU time of `--once --dry-run` against a local fixture server. Both paths must
+//! render the very object worked out from the synthetic counters (same MD5), or the bench fails.
 //!
 //! Each measurement runs in a fresh child process, so its peak RSS (VmHWM) is its own.
 //! Sizes in MB: `CSE_BENCH_MB=10,100,1000` (the default under `cargo bench`; 1 under
@@ -15,17 +17,22 @@
 use std::io::{BufWriter, Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ceph_stats_exporter::format::{self, Format};
+use ceph_stats_exporter::jobs::rgw_usage::{self, Settings};
 use ceph_stats_exporter::payload::PayloadWriter;
+use ceph_stats_exporter::s3::{Addressing, Credentials, Endpoint, S3Client};
+use ceph_stats_exporter::secret::Secret;
 use ceph_stats_exporter::snapshot::{Snapshot, SnapshotData};
 use ceph_stats_exporter::synth::Shape;
-use ceph_stats_exporter::usage;
+use ceph_stats_exporter::usage::{self, UsageReport};
 use ceph_stats_exporter::watch::sources::{Data, SourceId, Update};
 use ceph_stats_exporter::watch::usage::{hour_figures, UsageTotals};
 use ceph_stats_exporter::watch::view::{Model, Setup};
 use ceph_stats_exporter::window::Window;
+use ceph_stats_exporter::window::WindowLength;
 
 const USERS: usize = 1000;
 const BUCKETS: usize = 4;
@@ -38,15 +45,13 @@ fn main() {
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--measure") {
-        let number = |k: usize| args[i + k].parse().expect("a number");
-        let shape = Shape {
-            hours: number(2),
-            users: number(3),
-            buckets_per_user: number(4),
-            categories: number(5),
-            ..Shape::sized(0, 1, 1, 1)
-        };
-        measure(&args[i + 1], shape);
+        measure(&args[i + 1], shape_from(&args[i + 2..]));
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--measure-socket") {
+        let port = args[i + 1].parse().expect("a port");
+        let size = args[i + 2].parse().expect("a size");
+        measure_socket(port, size, shape_from(&args[i + 3..]));
         return;
     }
     println!("machine: {} cores, {}", cores(), cpu_model());
@@ -67,6 +72,13 @@ fn main() {
             "{:>5} MB answer ({bytes} bytes, {} hours): {report}",
             mb, shape.hours
         );
+        let socket = socket_child(shape);
+        print!("{mb:>5} MB answer, socket to object: {socket}");
+        // The object both paths rendered must be the one the counters make.
+        let want = format!("(MD5 {})", rendered(shape.report()).content_md5());
+        for line in [&report, &socket] {
+            assert!(line.contains(&want), "{want} expected: {line}");
+        }
     }
     let mut peaks = vec![];
     for n in list(
@@ -197,6 +209,29 @@ fn update(at: Instant, data: Data) -> Update {
     }
 }
 
+/// A shape as a child's arguments (see [`shape_from`]).
+fn shape_args(shape: Shape) -> [std::ffi::OsString; 4] {
+    [
+        shape.hours,
+        shape.users,
+        shape.buckets_per_user,
+        shape.categories,
+    ]
+    .map(|n| n.to_string().into())
+}
+
+/// The shape a child was given by [`shape_args`].
+fn shape_from(args: &[String]) -> Shape {
+    let number = |k: usize| args[k].parse().expect("a number");
+    Shape {
+        hours: number(0),
+        users: number(1),
+        buckets_per_user: number(2),
+        categories: number(3),
+        ..Shape::sized(0, 1, 1, 1)
+    }
+}
+
 /// Writes an answer of `shape` and measures it in a fresh child; returns its size and the
 /// child's report line.
 fn run_child(shape: Shape) -> (u64, String) {
@@ -205,16 +240,120 @@ fn run_child(shape: Shape) -> (u64, String) {
         .write(BufWriter::with_capacity(1 << 20, file.as_file()))
         .expect("writing the answer");
     let mut args = vec!["--measure".into(), file.path().into()];
-    args.extend(
-        [
-            shape.hours,
-            shape.users,
-            shape.buckets_per_user,
-            shape.categories,
-        ]
-        .map(|n| n.to_string().into()),
-    );
+    args.extend(shape_args(shape));
     (bytes, in_child(&args))
+}
+
+/// Serves an answer of `shape` from a local HTTP server (from memory, generated once: the
+/// server's own cost stays out of the figures) to a fresh child that reads it as the exporter
+/// does; returns the child's report line.
+fn socket_child(shape: Shape) -> String {
+    let mut answer = Vec::new();
+    shape.write(&mut answer).expect("writing the answer");
+    let size = answer.len();
+    let port = serve(Arc::new(answer));
+    let mut args = vec![
+        "--measure-socket".into(),
+        port.to_string().into(),
+        size.to_string().into(),
+    ];
+    args.extend(shape_args(shape));
+    in_child(&args)
+}
+
+/// A local HTTP server on 127.0.0.1 answering every request with `body` (200, sized), from a
+/// thread; returns its port.
+fn serve(body: Arc<Vec<u8>>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().expect("port").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            // The request head; these clients send no body.
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    port
+}
+
+/// A usage report rendered as the exporter renders it (JSON, into its payload: a temporary
+/// file at these sizes), its MD5 taken as it is written.
+fn rendered(report: UsageReport) -> ceph_stats_exporter::payload::Payload {
+    let window = report.window;
+    let snapshot = Snapshot {
+        job: "rgw_usage".into(),
+        labels: Default::default(),
+        fire_time: window.end,
+        collected_at: window.end,
+        cluster_fsid: None,
+        data: SnapshotData::Usage(report),
+    };
+    let mut body = PayloadWriter::new();
+    format::render_to(&snapshot, Format::Json, chrono_tz::Tz::UTC, &mut body)
+        .expect("output written");
+    body.finish().expect("output written")
+}
+
+/// In the child: the exporter's path from the socket to the object (the signed admin GET,
+/// `read_window` parsing the answer as it streams in, the JSON object rendered and hashed) on
+/// the runtime the daemon runs; CPU time of all its threads, wall time, peak RSS.
+fn measure_socket(port: u16, size: u64, shape: Shape) {
+    let endpoint = Endpoint {
+        url: format!("http://127.0.0.1:{port}/").parse().expect("URL"),
+        credentials: Credentials {
+            access_key: "A".into(),
+            secret_key: Secret::new("S"),
+        },
+        addressing: Addressing::Path,
+        connect_timeout: Duration::from_secs(5),
+        timeout: Duration::from_secs(600),
+        max_response_bytes: size,
+        retry: Default::default(),
+        signing: Default::default(),
+    };
+    let settings = Settings {
+        window: WindowLength::Hours(1),
+        time_zone: chrono_tz::Tz::UTC,
+        settle: Duration::ZERO,
+        catch_up_limit: 1,
+        show_entries: true,
+        max_buckets: usage::DEFAULT_MAX_BUCKETS,
+        uid: None,
+        rgw: endpoint.clone(),
+        trim: None,
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    let admin = S3Client::new(&endpoint).expect("client");
+    let report = runtime
+        .block_on(rgw_usage::read_window(&admin, &settings, shape.window()))
+        .expect("the synthetic answer is read");
+    let body = rendered(report);
+    let md5 = body.content_md5();
+    let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+    let mb = size as f64 / 1e6;
+    println!(
+        "{cpu:.2} s CPU = {:.0} MB/s ({wall:.2} s wall = {:.0} MB/s); peak RSS {:.1} MiB; \
+         object {} KiB (MD5 {md5})",
+        mb / cpu,
+        mb / wall,
+        vm_hwm_kib() as f64 / 1024.0,
+        body.len() / 1024
+    );
 }
 
 /// Runs this bench again with `args`, in a fresh process; returns what it printed.
@@ -244,30 +383,12 @@ fn peak_mib(report: &str) -> f64 {
 /// In the child: parse, aggregate, render, hash; report time, throughput and peak RSS.
 fn measure(path: &str, shape: Shape) {
     let size = std::fs::metadata(path).expect("answer").len();
-    let start = chrono::DateTime::from_timestamp(shape.start_epoch, 0).expect("epoch");
-    let window = Window {
-        start,
-        end: start + chrono::TimeDelta::hours(shape.hours as i64),
-    };
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
     let file = std::fs::File::open(path).expect("answer");
-    let report =
-        usage::parse_reader(file, window, true, usize::MAX).expect("the synthetic answer parses");
+    let report = usage::parse_reader(file, shape.window(), true, usize::MAX)
+        .expect("the synthetic answer parses");
     let parsed = cpu_seconds() - cpu0;
-    let snapshot = Snapshot {
-        job: "rgw_usage".into(),
-        labels: Default::default(),
-        fire_time: window.end,
-        collected_at: window.end,
-        cluster_fsid: None,
-        data: SnapshotData::Usage(report),
-    };
-    // As the exporter does: rendered into a payload (a temporary file at this size), hashed
-    // as it is written.
-    let mut body = PayloadWriter::new();
-    format::render_to(&snapshot, Format::Json, chrono_tz::Tz::UTC, &mut body)
-        .expect("output written");
-    let body = body.finish().expect("output written");
+    let body = rendered(report);
     let md5 = body.content_md5();
     let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
     let mb = size as f64 / 1e6;
@@ -320,21 +441,7 @@ fn once_dry_run() {
         "/tests/fixtures/admin-usage-all.json"
     ))
     .expect("fixture");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
-    let port = listener.local_addr().expect("port").port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut stream = stream;
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                fixture.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&fixture);
-        }
-    });
+    let port = serve(Arc::new(fixture));
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("config.toml");
     std::fs::write(

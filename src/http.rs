@@ -90,6 +90,14 @@ pub async fn read_limited(
     Ok(body)
 }
 
+/// Refuses a body whose announced length (`Content-Length`) is over `limit`, before reading it.
+pub fn refuse_announced_over(resp: &reqwest::Response, limit: u64) -> Result<(), HttpError> {
+    match resp.content_length() {
+        Some(n) if n > limit => Err(HttpError::TooLarge { limit }),
+        _ => Ok(()),
+    }
+}
+
 /// Copies a body into `out` as it arrives, refusing more than `limit` bytes.
 pub async fn copy_limited(
     mut resp: reqwest::Response,
@@ -97,9 +105,7 @@ pub async fn copy_limited(
     timeout: Duration,
     out: &mut impl std::io::Write,
 ) -> Result<u64, HttpError> {
-    if resp.content_length().is_some_and(|n| n > limit) {
-        return Err(HttpError::TooLarge { limit });
-    }
+    refuse_announced_over(&resp, limit)?;
     let mut copied = 0u64;
     while let Some(chunk) = resp.chunk().await.map_err(|e| classify(e, timeout))? {
         copied += chunk.len() as u64;

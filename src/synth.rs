@@ -2,9 +2,11 @@
 //! user, bucket records per hour with their categories, and a summary that agrees with them),
 //! for benchmarks and tests. Counters are deterministic, so the expected totals are known.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use crate::usage::Counters;
+use crate::usage::{BucketUsage, Counters, UsageReport, UserUsage};
+use crate::window::Window;
 
 /// Category names RGW uses.
 const CATEGORIES: &[&str] = &[
@@ -59,6 +61,62 @@ impl Shape {
             successful_ops: ops - x % 3 % ops,
             bytes_sent: x % 1_000_003 * 17,
             bytes_received: x % 999_983 * 13,
+        }
+    }
+
+    /// The hours the answer covers.
+    pub fn window(&self) -> Window {
+        let at = |epoch| chrono::DateTime::from_timestamp(epoch, 0).unwrap_or_default();
+        Window {
+            start: at(self.start_epoch),
+            end: at(self.start_epoch + 3600 * self.hours as i64),
+        }
+    }
+
+    /// The report the answer must parse to (with entries), worked out from the counters
+    /// themselves, not from the answer: what a parser's output is checked against.
+    pub fn report(&self) -> UsageReport {
+        let mut users = BTreeMap::new();
+        let mut buckets = Vec::new();
+        for u in 0..self.users {
+            let owner: std::sync::Arc<str> = format!("user{u:05}").into();
+            let mut per_category = vec![Counters::default(); self.categories];
+            for b in 0..self.buckets_per_user {
+                let categories: Vec<_> = (0..self.categories)
+                    .map(|c| {
+                        let sum = (0..self.hours)
+                            .map(|h| Shape::counters(u, b, c, h))
+                            .fold(Counters::default(), add);
+                        per_category[c] = add(per_category[c], sum);
+                        (CATEGORIES[c], sum)
+                    })
+                    .collect();
+                buckets.push(BucketUsage {
+                    owner: owner.clone(),
+                    bucket: format!("{owner}-bucket{b:03}").into(),
+                    total: categories
+                        .iter()
+                        .map(|(_, c)| *c)
+                        .fold(Counters::default(), add),
+                    categories: categories.into_iter().collect(),
+                });
+            }
+            let usage = UserUsage {
+                total: per_category.iter().copied().fold(Counters::default(), add),
+                categories: (CATEGORIES.iter().map(|n| n.to_string()))
+                    .zip(per_category)
+                    .collect(),
+            };
+            users.insert(owner.to_string(), usage);
+        }
+        UsageReport {
+            window: self.window(),
+            total: users
+                .values()
+                .map(|u| u.total)
+                .fold(Counters::default(), add),
+            users,
+            buckets: Some(buckets),
         }
     }
 
@@ -200,7 +258,9 @@ mod tests {
             start: chrono::DateTime::from_timestamp(shape.start_epoch, 0).unwrap(),
             end: chrono::DateTime::from_timestamp(shape.start_epoch + 5 * 3600, 0).unwrap(),
         };
+        assert_eq!(shape.window(), window);
         let report = usage::parse(&json, window, true).unwrap();
+        assert_eq!(report, shape.report());
         assert_eq!(report.total, shape.total());
         assert_eq!(report.users.len(), 3);
         let buckets = report.buckets.unwrap();

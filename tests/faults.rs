@@ -34,10 +34,15 @@ fn assert_contains_all(text: &str, fragments: &[&str]) {
 /// code 1 (a job failed, not a config error) and must upload nothing. Returns the outcome and
 /// the admin API's `/admin/usage` URL as it appears in errors.
 async fn usage_failure(reply: Reply, rgw_extra: &str) -> (Outcome, String) {
+    usage_failure_of(reply, rgw_extra, &[]).await
+}
+
+/// [`usage_failure`] with more arguments for the run (the window, ...).
+async fn usage_failure_of(reply: Reply, rgw_extra: &str, args: &[&str]) -> (Outcome, String) {
     let (rgw, s3) = (Fake::start(reply).await, Fake::bucket().await);
     let out = run(
         &config(&s3, Some(&rgw), None, rgw_extra),
-        &["--job", "rgw_usage"],
+        &[&["--job", "rgw_usage"], args].concat(),
     )
     .await;
     assert_eq!(out.code, 1, "{}", out.stderr);
@@ -178,6 +183,64 @@ async fn usage_body_over_max_response_bytes_is_refused() {
             )],
         );
     }
+}
+
+/// The window of [`usage_answer_cut_short`]'s records, so that they are parsed, not refused.
+const CUT_WINDOW: [&str; 4] = [
+    "--from",
+    "2026-11-22T17:00:00Z",
+    "--to",
+    "2026-11-22T20:00:00Z",
+];
+
+/// A usage answer of a few megabytes, sent with its full length announced but only its first
+/// two thirds: the parse is well under way when the connection ends.
+fn usage_answer_cut_short() -> Vec<u8> {
+    let mut answer = Vec::new();
+    ceph_stats_exporter::synth::Shape {
+        hours: 3,
+        ..ceph_stats_exporter::synth::Shape::sized(0, 300, 4, 8)
+    }
+    .write(&mut answer)
+    .unwrap();
+    let head = format!(
+        "HTTP/1.1 200 Fake\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        answer.len()
+    );
+    answer.truncate(answer.len() * 2 / 3);
+    [head.as_bytes(), &answer].concat()
+}
+
+#[tokio::test]
+async fn usage_answer_cut_mid_body_fails_the_run_as_a_transport_error() {
+    let cut = usage_answer_cut_short();
+    assert!(cut.len() > 2_000_000, "several chunks and walker blocks");
+    let (out, url) = usage_failure_of(
+        Reply::Raw(cut),
+        "max_response_bytes = 16777216",
+        &CUT_WINDOW,
+    )
+    .await;
+    let line = out.failure_of("rgw_usage");
+    // What failed is the transfer, not the JSON it left unfinished; and not retried: the whole
+    // run is (catch-up), never a report of part of the answer.
+    assert_contains_all(line, &[&format!("GET {url}: error decoding response body")]);
+    assert!(!line.contains("usage JSON"), "{line}");
+}
+
+#[tokio::test]
+async fn usage_answer_that_stalls_mid_body_times_out() {
+    let (out, url) = usage_failure_of(
+        Reply::RawThenHang(usage_answer_cut_short()),
+        "timeout = \"2s\"\nmax_response_bytes = 16777216",
+        &CUT_WINDOW,
+    )
+    .await;
+    assert_contains_all(
+        out.failure_of("rgw_usage"),
+        &[&format!("GET {url}: timed out after 2s")],
+    );
+    assert!(out.elapsed < Duration::from_secs(15), "{:?}", out.elapsed);
 }
 
 // ------------------------------------------------------------------ the S3 sink
@@ -822,8 +885,8 @@ async fn a_multipart_upload_whose_parts_changed_on_disk_is_aborted_not_completed
     );
 }
 
-/// A usage answer of a few megabytes takes the whole streaming path: the answer spilled to a
-/// temporary file, walked a block at a time, the JSON object rendered into a temporary file,
+/// A usage answer of a few megabytes takes the whole streaming path: the answer handed to the
+/// parser chunk by chunk as it arrives, walked a block at a time, the JSON object rendered into a temporary file,
 /// printed by `--dry-run` in chunks and uploaded from the file, with the MD5 taken as written.
 #[tokio::test]
 async fn a_large_usage_answer_streams_through_to_the_same_object_printed_and_uploaded() {

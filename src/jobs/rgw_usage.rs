@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::{Fire, Job, JobError, Trimmer, Windowed};
+use crate::chunks;
 use crate::s3::{Endpoint, S3Client};
 use crate::snapshot::{Labels, Snapshot, SnapshotData};
 use crate::trim::TrimSettings;
@@ -53,9 +54,15 @@ impl Windowed for RgwUsage {
     }
 }
 
+/// Chunks of the answer in flight between the transport and the parser (each up to a few
+/// hundred KiB, as the transport reads them).
+const CHUNKS_IN_FLIGHT: usize = 16;
+
 /// Reads the usage log of `window` through `admin` as `settings` say (entries, one user, the
-/// bucket limit). The answer can run to hundreds of megabytes on a large cluster: it goes to a
-/// temporary file and is parsed from there as a stream, in bounded memory.
+/// bucket limit). The answer can run to hundreds of megabytes on a large cluster: it is parsed
+/// as it arrives, in bounded memory, on a blocking thread fed chunk by chunk. A failure of the
+/// transport while the answer streams fails the read (the run is tried again by catch-up); it
+/// is reported rather than the parse error it causes.
 pub async fn read_window(
     admin: &S3Client,
     settings: &Settings,
@@ -73,14 +80,16 @@ pub async fn read_window(
     if let Some(uid) = &settings.uid {
         query.push(("uid", uid));
     }
-    let file = admin.admin_get_file("/admin/usage", &query).await?;
+    let answer = admin.admin_get_stream("/admin/usage", &query).await?;
     let from = format!("{}admin/usage", admin.endpoint());
+    let (to_parser, reader) = chunks::channel(CHUNKS_IN_FLIGHT, answer.limit);
     let (with_entries, max_buckets) = (settings.show_entries, settings.max_buckets);
-    let parsed = tokio::task::spawn_blocking(move || {
-        usage::parse_reader(file, window, with_entries, max_buckets)
-    })
-    .await
-    .map_err(|e| JobError::Task(e.to_string()))?;
+    let parse = tokio::task::spawn_blocking(move || {
+        usage::parse_reader(reader, window, with_entries, max_buckets)
+    });
+    let received = answer.pump(to_parser).await;
+    let parsed = parse.await.map_err(|e| JobError::Task(e.to_string()))?;
+    received?;
     parsed.map_err(|source| JobError::Usage { from, source })
 }
 

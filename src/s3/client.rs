@@ -4,8 +4,7 @@
 //! code and hint. The operations (`put_object`, multipart, ...) are thin: a builder from
 //! [`request`](super::request), then [`S3Client::send`].
 
-use std::io::{Read, Seek, Write};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -20,7 +19,8 @@ use super::retry::{verdict, Clock, Verdict};
 use super::sign::{self, Signer, Unsigned};
 use super::xml::{self, ListPage};
 use super::Endpoint;
-use crate::http::{self, HttpError};
+use crate::chunks::ChunkSender;
+use crate::http;
 use crate::payload::Payload;
 
 /// The most of an error body that is read; the code is near the start. Also the most of the
@@ -45,10 +45,56 @@ impl std::fmt::Debug for S3Client {
     }
 }
 
-/// A successful answer's body: in memory, or (large answers) in an unnamed temporary file.
-pub enum Body {
+/// A successful answer's body: in memory, or (large answers) not read yet.
+enum Body {
     Memory(Vec<u8>),
-    File(std::fs::File),
+    Stream(BodyStream),
+}
+
+/// A successful answer whose body is still to be received: [`BodyStream::pump`] hands it to a
+/// reader as it arrives. The request is retried as usual until this answer; a failure while
+/// the body streams is an error of the pump, and is not retried.
+pub struct BodyStream {
+    resp: reqwest::Response,
+    /// The endpoint's `max_response_bytes`.
+    pub limit: u64,
+    timeout: Duration,
+    op: &'static str,
+    /// The URL as errors show it.
+    url: String,
+}
+
+impl BodyStream {
+    /// Receives the body into `to`, chunk by chunk. A failure on the wire (reset, timeout, cut
+    /// short) or a body over the limit is an error here, and the reader gets an error too,
+    /// never an early end. A reader that stops first (its parse failed) ends the pump without
+    /// error: the reader's error is the one that says what went wrong.
+    pub async fn pump(self, mut to: ChunkSender) -> Result<(), S3Error> {
+        let BodyStream {
+            mut resp,
+            timeout,
+            op,
+            url,
+            ..
+        } = self;
+        let http_err = |source| S3Error::Http { op, url, source };
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    let e = http::classify(e, timeout);
+                    to.fail(std::io::Error::other(e.to_string())).await;
+                    return Err(http_err(e));
+                }
+            };
+            match to.send(chunk).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => return Err(http_err(e)),
+            }
+        }
+    }
 }
 
 /// A successful answer.
@@ -149,7 +195,7 @@ impl S3Client {
         let initiated = self.send(&initiate).await?;
         let upload_id = match &initiated.body {
             Body::Memory(answer) => xml::field(answer, "UploadId"),
-            Body::File(_) => None,
+            Body::Stream(_) => None,
         }
         .ok_or_else(|| S3Error::Request {
             what: format!("multipart upload of {key}"),
@@ -270,31 +316,25 @@ impl S3Client {
         self.send(&req).await.map(drop)
     }
 
-    /// Sends a request whose answer is kept, and returns that answer's bytes.
+    /// Sends a request whose answer is kept in memory, and returns that answer's bytes.
     async fn send_for_bytes(&self, req: &Request, what: &str) -> Result<Vec<u8>, S3Error> {
         body_bytes(self.send(req).await?.body, what)
     }
 
-    /// Like [`Self::admin_get`], with the body in a temporary file: for answers too large to
-    /// hold (the usage log of a big cluster), to be parsed as a stream.
-    pub async fn admin_get_file(
+    /// Like [`Self::admin_get`], with the body still to be received: for answers too large to
+    /// hold (the usage log of a big cluster), parsed as they stream in.
+    pub async fn admin_get_stream(
         &self,
         resource: &str,
         query: &[(&str, &str)],
-    ) -> Result<std::fs::File, S3Error> {
-        let spilled = |source| S3Error::Local {
-            what: format!("keeping the answer of {resource}"),
-            source,
-        };
+    ) -> Result<BodyStream, S3Error> {
         let req = self.target().admin_get(resource, query, true);
         match self.send(&req).await?.body {
-            Body::File(file) => Ok(file),
-            Body::Memory(body) => {
-                let mut file = tempfile::tempfile().map_err(spilled)?;
-                file.write_all(&body).map_err(spilled)?;
-                file.rewind().map_err(spilled)?;
-                Ok(file)
-            }
+            Body::Stream(stream) => Ok(stream),
+            Body::Memory(_) => Err(S3Error::Request {
+                what: format!("the answer of {resource}"),
+                reason: "read into memory, not streamed".into(),
+            }),
         }
     }
 
@@ -438,22 +478,15 @@ impl S3Client {
                     .await
                     .map(Body::Memory)
                     .map_err(http_err)?,
-                Keep::File => {
-                    let spill = |source| {
-                        fail(S3Error::Local {
-                            what: format!("{} {shown}: temporary file for the answer", req.op),
-                            source,
-                        })
-                    };
-                    let mut file = tempfile::tempfile().map_err(spill)?;
-                    http::copy_limited(resp, limit, timeout, &mut file)
-                        .await
-                        .map_err(|e| match e {
-                            HttpError::Write(source) => spill(source),
-                            e => http_err(e),
-                        })?;
-                    file.rewind().map_err(spill)?;
-                    Body::File(file)
+                Keep::Stream => {
+                    http::refuse_announced_over(&resp, limit).map_err(http_err)?;
+                    Body::Stream(BodyStream {
+                        resp,
+                        limit,
+                        timeout,
+                        op: req.op,
+                        url: shown.clone(),
+                    })
                 }
             };
             return Ok(Reply {
@@ -494,19 +527,14 @@ impl S3Client {
     }
 }
 
-/// An answer's bytes, wherever it was kept.
+/// An answer's bytes, kept in memory; an answer left to stream is not one.
 fn body_bytes(body: Body, what: &str) -> Result<Vec<u8>, S3Error> {
     match body {
         Body::Memory(body) => Ok(body),
-        Body::File(mut file) => {
-            let mut body = Vec::new();
-            file.read_to_end(&mut body)
-                .map_err(|source| S3Error::Local {
-                    what: format!("reading the answer of {what} back"),
-                    source,
-                })?;
-            Ok(body)
-        }
+        Body::Stream(_) => Err(S3Error::Request {
+            what: format!("the answer of {what}"),
+            reason: "asked to be streamed, not kept".into(),
+        }),
     }
 }
 
@@ -536,7 +564,7 @@ async fn read_body(body: &Payload, offset: u64, len: u64, key: &str) -> Result<B
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::io::Write;
 
     use super::*;
 

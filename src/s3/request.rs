@@ -39,8 +39,9 @@ pub enum Keep {
     Small,
     /// In memory, up to the endpoint's `max_response_bytes`.
     Memory,
-    /// In an unnamed temporary file, up to the endpoint's `max_response_bytes`.
-    File,
+    /// Handed over unread, to be streamed to its reader as it arrives (a large answer parsed
+    /// while it is received), up to the endpoint's `max_response_bytes`.
+    Stream,
 }
 
 /// One request, before signing.
@@ -229,11 +230,11 @@ impl Target<'_> {
         r
     }
 
-    /// A GET on the RGW admin API (`/admin/usage`, ...); `to_file` keeps a large answer in a
-    /// temporary file. The admin API always takes the path, whatever the addressing.
-    pub fn admin_get(&self, resource: &str, query: &[(&str, &str)], to_file: bool) -> Request {
+    /// A GET on the RGW admin API (`/admin/usage`, ...); `stream` hands a large answer over
+    /// unread, to stream. The admin API always takes the path, whatever the addressing.
+    pub fn admin_get(&self, resource: &str, query: &[(&str, &str)], stream: bool) -> Request {
         let mut r = self.admin("GET", Method::GET, resource, query);
-        r.keep = if to_file { Keep::File } else { Keep::Memory };
+        r.keep = if stream { Keep::Stream } else { Keep::Memory };
         r
     }
 
@@ -430,7 +431,7 @@ mod tests {
                 None
             )
         );
-        assert_eq!(r.keep, Keep::File);
+        assert_eq!(r.keep, Keep::Stream);
         assert_eq!(PATH.admin_get("/", &[], false).keep, Keep::Memory);
     }
 

@@ -44,6 +44,8 @@ pub enum Reply {
     Reset,
     /// These bytes, as they are: status line, headers and body.
     Raw(Vec<u8>),
+    /// These bytes, as they are, then nothing more on a connection kept open.
+    RawThenHang(Vec<u8>),
     /// 200 with a body of zeros without length, until the client hangs up or 512 MiB are sent;
     /// counts the bytes sent.
     Endless(Arc<std::sync::atomic::AtomicU64>),
@@ -149,6 +151,10 @@ async fn serve(mut stream: TcpStream, reply: Reply, log: Arc<Mutex<Vec<Request>>
         Reply::Raw(bytes) => {
             let _ = stream.write_all(&bytes).await;
             let _ = stream.shutdown().await;
+        }
+        Reply::RawThenHang(bytes) => {
+            let _ = stream.write_all(&bytes).await;
+            std::future::pending().await
         }
         Reply::SlowOk(delay) => {
             tokio::time::sleep(delay).await;
