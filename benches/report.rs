@@ -4,9 +4,10 @@
 //! the report's peak RSS, measured on the child process.
 //!
 //! The archive is `CSE_BENCH_OBJECTS` hourly usage windows (20000 under `cargo bench`, 200
-//! under `cargo test`) in the records format, each of `CSE_BENCH_USERS` users (20) x 2 buckets
-//! x 4 categories, seeded once through RGW with 32 PUTs in flight under a prefix named after
-//! both (a second run reuses them). The report's total must equal what was seeded.
+//! under `cargo test`) in the records format, each of `CSE_BENCH_USERS` users (4; 11 KB an
+//! object) x 2 buckets x 4 categories, put through RGW with 32 requests in flight and deleted
+//! again at the end: the dev cluster's OSDs live in 2 GiB of memory. The report's total must
+//! equal what was put.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use ceph_stats_exporter::usage;
 use ceph_stats_exporter::window::Window;
 use chrono::{DateTime, TimeDelta, Utc};
 
-const PUTS_IN_FLIGHT: usize = 32;
+const IN_FLIGHT: usize = 32;
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
@@ -53,7 +54,7 @@ fn main() {
     let users: usize = std::env::var("CSE_BENCH_USERS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(4);
     let prefix = format!("bench-report-{objects}x{users}");
     let shape = Shape {
         hours: 1,
@@ -61,7 +62,8 @@ fn main() {
     };
     let first = DateTime::from_timestamp(shape.start_epoch, 0).expect("epoch");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let size = runtime.block_on(seed(&s3, &bucket, &prefix, shape, first, objects));
+    let client = Arc::new(S3Client::new(&s3).expect("client"));
+    let size = runtime.block_on(seed(&client, &bucket, &prefix, shape, first, objects));
 
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("config.toml");
@@ -101,6 +103,7 @@ fn main() {
         reading.join().unwrap_or_default(),
         logging.join().unwrap_or_default(),
     );
+    runtime.block_on(remove(&client, &bucket, &prefix, first, objects));
     assert_eq!(status, 0, "report failed: {log}");
     let got: serde_json::Value = serde_json::from_str(rows.trim()).expect("one row");
     let want = shape.total();
@@ -126,17 +129,21 @@ fn main() {
     );
 }
 
-/// Puts `objects` hourly windows under `prefix` unless a listing finds them there; returns the
-/// size of one object.
+/// The key of the `h`-th hour's object: named by its fire, 5 minutes past the window's end.
+fn key(prefix: &str, first: DateTime<Utc>, h: usize) -> String {
+    let fire = first + TimeDelta::hours(h as i64 + 1) + TimeDelta::minutes(5);
+    format!("{prefix}/{}", fire.format("usage.%Y-%m-%d/%H/%M/%S"))
+}
+
+/// Puts `objects` hourly windows under `prefix`; returns the size of one object.
 async fn seed(
-    s3: &Endpoint,
+    client: &Arc<S3Client>,
     bucket: &str,
     prefix: &str,
     shape: Shape,
     first: DateTime<Utc>,
     objects: usize,
 ) -> usize {
-    let client = Arc::new(S3Client::new(s3).expect("client"));
     let mut answer = Vec::new();
     shape.write(&mut answer).expect("answer");
     let hour = |h: usize| Window {
@@ -158,7 +165,7 @@ async fn seed(
                 ..report.clone()
             }),
         };
-        let key = format!("{prefix}/{}", fire.format("usage.%Y-%m-%d/%H/%M/%S"));
+        let key = key(prefix, first, h);
         pipeline::to_object(
             &snapshot,
             key,
@@ -169,47 +176,54 @@ async fn seed(
         .expect("render")
     };
     let size = object(0).body.len() as usize;
-    let listed = count(&client, bucket, prefix).await;
-    if listed == objects {
-        return size;
-    }
     let started = Instant::now();
-    let mut next = 0;
-    let mut tasks = tokio::task::JoinSet::new();
-    while next < objects || !tasks.is_empty() {
-        while next < objects && tasks.len() < PUTS_IN_FLIGHT {
-            let (client, bucket, o) = (client.clone(), bucket.to_string(), object(next));
-            tasks.spawn(async move {
-                client
-                    .put_object(&bucket, &o.key, &o.body, &o.content_type, &o.metadata)
-                    .await
-                    .map_err(|e| format!("{}: {e}", o.key))
-            });
-            next += 1;
+    in_flight(objects, |h| {
+        let (client, bucket, o) = (client.clone(), bucket.to_string(), object(h));
+        async move {
+            let put = client.put_object(&bucket, &o.key, &o.body, &o.content_type, &o.metadata);
+            put.await.map_err(|e| format!("{}: {e}", o.key))
         }
-        if let Some(done) = tasks.join_next().await {
-            done.expect("put task").expect("put");
-        }
-    }
+    })
+    .await;
     println!(
-        "report bench: seeded {objects} objects in {:.1} s",
+        "report bench: put {objects} objects in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     size
 }
 
-/// How many keys are under `prefix`.
-async fn count(client: &S3Client, bucket: &str, prefix: &str) -> usize {
-    let (mut n, mut token) = (0, None::<String>);
-    loop {
-        let page = client
-            .list_objects(bucket, prefix, token.as_deref(), 1000)
-            .await
-            .expect("list");
-        n += page.objects.len();
-        match page.next {
-            Some(t) => token = Some(t),
-            None => return n,
+/// Deletes what [`seed`] put.
+async fn remove(
+    client: &Arc<S3Client>,
+    bucket: &str,
+    prefix: &str,
+    first: DateTime<Utc>,
+    objects: usize,
+) {
+    in_flight(objects, |h| {
+        let (client, bucket, key) = (client.clone(), bucket.to_string(), key(prefix, first, h));
+        async move {
+            let delete = client.delete_object(&bucket, &key);
+            delete.await.map_err(|e| format!("{key}: {e}"))
+        }
+    })
+    .await;
+}
+
+/// Runs `request(0..n)`, [`IN_FLIGHT`] at a time; panics on the first failure.
+async fn in_flight<F>(n: usize, request: impl Fn(usize) -> F)
+where
+    F: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    let mut next = 0;
+    let mut tasks = tokio::task::JoinSet::new();
+    while next < n || !tasks.is_empty() {
+        while next < n && tasks.len() < IN_FLIGHT {
+            tasks.spawn(request(next));
+            next += 1;
+        }
+        if let Some(done) = tasks.join_next().await {
+            done.expect("request task").expect("request");
         }
     }
 }
