@@ -7,7 +7,7 @@
 //! under `cargo test`) in the records format, each of `CSE_BENCH_USERS` users (4; 11 KB an
 //! object) x 2 buckets x 4 categories, put through RGW with 32 requests in flight and deleted
 //! again at the end: the dev cluster's OSDs live in 2 GiB of memory. The report's total must
-//! equal what was put.
+//! equal what was put. `CSE_BENCH_ARGS` adds arguments to `report` (`--concurrency 32`).
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -84,7 +84,13 @@ fn main() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ceph-stats-exporter"))
         .arg("--config")
         .arg(&config)
-        .args(["report", "--output", "json", "--from"])
+        .args(["report", "--output", "json"])
+        .args(
+            std::env::var("CSE_BENCH_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
+        .arg("--from")
         .arg(first.to_rfc3339())
         .arg("--to")
         .arg(to.to_rfc3339())
