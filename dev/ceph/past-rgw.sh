@@ -26,7 +26,7 @@ mkdir -p "$DIR/$name"
 # Only the wall clock: its timers (the usage log flush, shutdown) keep the real monotonic clock.
 LD_PRELOAD=$lib FAKETIME="-${hours}h" FAKETIME_DONT_FAKE_MONOTONIC=1 radosgw -c "$DIR/ceph.conf" -n "client.$name" \
   --keyring="$DIR/$name/keyring" ${zone:+--rgw-zone="$zone"} \
-  --rgw-frontends="beast endpoint=127.0.0.1:$port" --rgw-data="$DIR/$name" \
+  --rgw-frontends="beast endpoint=127.0.0.1:$port tcp_nodelay=1" --rgw-data="$DIR/$name" \
   --admin-socket="$DIR/run/client.$name.asok" --log-file="$DIR/log/$name.log" \
   --rgw-enable-usage-log=true --rgw-usage-log-tick-interval=1 --rgw-usage-log-flush-threshold=1 \
   --pid-file="$pidf" >"$DIR/log/$name.out" 2>&1

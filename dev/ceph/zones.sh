@@ -111,7 +111,7 @@ if ! grep -q '^\[client.rgw.b\]$' "$CONF"; then
 [client.rgw.b]
 rgw zone = $ZB
 admin socket = $DIR/run/\$name.asok
-rgw frontends = beast endpoint=127.0.0.1:$B_PORT
+rgw frontends = beast endpoint=127.0.0.1:$B_PORT tcp_nodelay=1
 rgw data = $DIR/rgw-b
 keyring = $DIR/rgw-b/keyring
 log file = $DIR/log/rgw-b.log
