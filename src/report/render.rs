@@ -1,10 +1,13 @@
 //! A report's rows as a terminal table, CSV (RFC 4180) or JSON lines. Numbers stay exact
 //! integers everywhere; the table adds human units beside byte counts. Names come from the
-//! archive, so the table escapes control characters: a bucket name cannot forge a line.
+//! archive, so the table shows them as `watch` does (control and text-reordering characters
+//! escaped): a bucket name cannot forge a line.
 
 use std::io::{self, Write};
 
 use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::watch::view::shown as shown_name;
 
 /// How rows are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -91,7 +94,7 @@ fn aligned(out: &mut impl Write, table: &Table) -> io::Result<()> {
 /// A cell as the table shows it, and whether it aligns right.
 fn shown(cell: &Cell) -> (String, bool) {
     match cell {
-        Cell::Text(s) => (escape_controls(s), false),
+        Cell::Text(s) => (shown_name(s).into_owned(), false),
         Cell::Count(n) => (n.to_string(), true),
         Cell::Bytes(n) => (format!("{n} ({})", human(*n as f64)), true),
         Cell::SignedBytes(n) => {
@@ -120,22 +123,6 @@ pub fn human(bytes: f64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
-}
-
-/// Control characters as escapes, so that a name cannot move the cursor or start a line.
-fn escape_controls(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
-        return s.to_string();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 fn plain(cell: &Cell) -> String {
