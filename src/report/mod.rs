@@ -436,11 +436,12 @@ impl AuditReport {
         !self.findings.iter().any(Finding::fails)
     }
 
-    /// A line per finding (`FAIL`, or `warn` for what is tolerated), then the verdict.
+    /// A line per finding (`FAIL`, or `warn` for what is tolerated), then the verdict. Keys
+    /// and reasons come from the bucket: each finding stays one line, escaped as names are.
     pub fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
         for f in &self.findings {
             let tag = if f.fails() { "FAIL" } else { "warn" };
-            writeln!(out, "{tag} {f}")?;
+            writeln!(out, "{tag} {}", crate::watch::view::shown(&f.to_string()))?;
         }
         let failing = self.findings.iter().filter(|f| f.fails()).count();
         if failing == 0 {
@@ -537,4 +538,27 @@ pub fn missing_usage_windows(findings: &[Finding]) -> BTreeMap<String, Vec<Windo
         }
     }
     missing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_from_the_bucket_cannot_forge_an_audit_line() {
+        let report = AuditReport {
+            findings: vec![Finding::Unreadable {
+                key: "usage.x\ncomplete: 0 objects read".into(),
+                reason: "not UTF-8".into(),
+            }],
+            objects: 1,
+        };
+        let mut out = Vec::new();
+        report.write_to(&mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "FAIL usage.x\\ncomplete: 0 objects read: unreadable: not UTF-8\n\
+             incomplete: 1 finding(s) in 1 objects read\n"
+        );
+    }
 }
