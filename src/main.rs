@@ -292,6 +292,8 @@ async fn audit(config: &Config, args: &report::AuditArgs) -> Result<ExitCode, St
             );
         }
         for (job, w, reason) in &repaired.failed {
+            // The reason can quote an answer: one line, escaped.
+            let reason = ceph_stats_exporter::watch::view::shown(reason);
             println!(
                 "could not repair {job}: window {} .. {}: {reason}",
                 w.start, w.end
