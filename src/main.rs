@@ -235,7 +235,7 @@ async fn report(config: &Config, args: &report::ReportArgs) -> Result<ExitCode, 
         .await
         .map_err(|e| format!("report: {e}"))?;
     std::io::Write::flush(&mut out).map_err(|e| format!("report: writing: {e}"))?;
-    for (key, reason) in &summary.skipped.0 {
+    for (key, reason) in &summary.skipped {
         tracing::warn!(key, "skipped: {reason}");
     }
     for c in &summary.conflicts {
@@ -258,7 +258,7 @@ async fn report(config: &Config, args: &report::ReportArgs) -> Result<ExitCode, 
         objects = summary.objects,
         counted = summary.counted,
         duplicates = summary.duplicates,
-        skipped = summary.skipped.0.len(),
+        skipped = summary.skipped.len(),
         "report read the archive"
     );
     Ok(if summary.clean() {

@@ -259,28 +259,13 @@ fn document(text: &str, kind: Kind) -> Result<Archived, DecodeError> {
                 (Some(buckets), _) => Detail::Buckets(
                     buckets
                         .into_iter()
-                        .flat_map(|b| {
-                            let (owner, bucket) = (b.owner, b.bucket);
-                            b.categories.into_iter().map(move |(category, c)| Row {
-                                owner: owner.clone(),
-                                bucket: Some(bucket.clone()),
-                                category,
-                                counters: c.into(),
-                            })
-                        })
+                        .flat_map(|b| rows(b.owner, Some(b.bucket), b.categories))
                         .collect(),
                 ),
                 (None, Some(users)) => Detail::Users(
                     users
                         .into_iter()
-                        .flat_map(|(owner, u)| {
-                            u.categories.into_iter().map(move |(category, c)| Row {
-                                owner: owner.clone(),
-                                bucket: None,
-                                category,
-                                counters: c.into(),
-                            })
-                        })
+                        .flat_map(|(owner, u)| rows(owner, None, u.categories))
                         .collect(),
                 ),
                 (None, None) => return Err(shape("neither users nor buckets".into())),
@@ -308,6 +293,20 @@ fn document(text: &str, kind: Kind) -> Result<Archived, DecodeError> {
         job: Some(doc.job),
         fire_time: Some(doc.fire_time),
         data,
+    })
+}
+
+/// One row per category of an owner's (bucket's) counters.
+fn rows(
+    owner: String,
+    bucket: Option<String>,
+    categories: BTreeMap<String, Counters>,
+) -> impl Iterator<Item = Row> {
+    categories.into_iter().map(move |(category, c)| Row {
+        owner: owner.clone(),
+        bucket: bucket.clone(),
+        category,
+        counters: c.into(),
     })
 }
 

@@ -129,17 +129,14 @@ impl From<read::ReadError> for ReportError {
     }
 }
 
-/// What could not be counted, for the summary on standard error.
-#[derive(Debug, Default)]
-pub struct Skipped(pub Vec<(String, String)>);
-
 /// What a report read, besides its rows.
 #[derive(Debug, Default)]
 pub struct ReportSummary {
     pub objects: u64,
     pub counted: u64,
     pub duplicates: u64,
-    pub skipped: Skipped,
+    /// What could not be counted, and why: (key, reason).
+    pub skipped: Vec<(String, String)>,
     pub conflicts: Vec<usage::Conflict>,
     /// Usage windows of the period with no object, per job.
     pub missing_windows: u64,
@@ -148,7 +145,7 @@ pub struct ReportSummary {
 impl ReportSummary {
     /// A report whose numbers can be relied on: nothing skipped, nothing in conflict.
     pub fn clean(&self) -> bool {
-        self.skipped.0.is_empty() && self.conflicts.is_empty()
+        self.skipped.is_empty() && self.conflicts.is_empty()
     }
 }
 
@@ -158,7 +155,7 @@ fn select<'c>(
     scope: &Scope,
     default: impl Fn(&JobConfig) -> bool,
 ) -> Result<Vec<&'c JobConfig>, ReportError> {
-    if scope.from >= scope.to || Window::explicit(scope.from, scope.to).is_err() {
+    if Window::explicit(scope.from, scope.to).is_err() {
         return Err(ReportError::Period {
             from: scope.from,
             to: scope.to,
@@ -277,29 +274,14 @@ async fn usage_report(
     let mut sums = UsageSums::default();
     let mut summary = ReportSummary::default();
     for job in jobs {
-        let zone = job.labels.zone.as_deref();
         summary.objects += read_job(client, config, job, scope, |item| {
-            let o = match readable(item, &mut summary.skipped) {
-                Some(o) => o,
-                None => return,
-            };
-            let (Some(window), Data::Usage { detail, .. }) = (o.window, &o.archived.data) else {
+            let Some(o) = readable(item, &mut summary.skipped) else {
                 return;
             };
-            if !usage::in_period(window, scope.from, scope.to) {
-                return;
-            }
-            let counted = Counted {
-                key: &o.key,
-                job: &job.name,
-                zone,
-                window,
-                detail,
-            };
-            match sums.add(&query, &counted) {
-                Ok(usage::Added::Counted) => summary.counted += 1,
-                Ok(_) => {}
-                Err(refused) => summary.skipped.0.push((o.key, refused.to_string())),
+            match count_usage(&mut sums, &query, job, scope, &o) {
+                Some(Ok(usage::Added::Counted)) => summary.counted += 1,
+                Some(Ok(_)) | None => {}
+                Some(Err(refused)) => summary.skipped.push((o.key, refused.to_string())),
             }
         })
         .await?;
@@ -326,16 +308,41 @@ async fn usage_report(
     Ok((Table { header, rows }, summary))
 }
 
+/// Adds a usage object of the period to `sums`; `None` for an object that is not usage or
+/// whose window lies outside the period.
+fn count_usage(
+    sums: &mut UsageSums,
+    query: &Query,
+    job: &JobConfig,
+    scope: &Scope,
+    o: &read::Object,
+) -> Option<Result<usage::Added, usage::Refused>> {
+    let (Some(window), Data::Usage { detail, .. }) = (o.window, &o.archived.data) else {
+        return None;
+    };
+    if !usage::in_period(window, scope.from, scope.to) {
+        return None;
+    }
+    let counted = Counted {
+        key: &o.key,
+        job: &job.name,
+        zone: job.labels.zone.as_deref(),
+        window,
+        detail,
+    };
+    Some(sums.add(query, &counted))
+}
+
 /// An object that can be used, or its key and why not noted in `skipped`.
-fn readable(item: Item, skipped: &mut Skipped) -> Option<read::Object> {
+fn readable(item: Item, skipped: &mut Vec<(String, String)>) -> Option<read::Object> {
     match item {
         Item::Skipped { key, reason } => {
-            skipped.0.push((key, reason));
+            skipped.push((key, reason));
             None
         }
         Item::Read(o) => match &o.disagreement {
             Some(d) => {
-                skipped.0.push((o.key.clone(), d.clone()));
+                skipped.push((o.key.clone(), d.clone()));
                 None
             }
             None => Some(*o),
@@ -383,7 +390,7 @@ async fn capacity_report(
             if let Data::Capacity(roots) = &o.archived.data {
                 match sums.add(&job.name, o.fire_time, roots) {
                     Ok(()) => summary.counted += 1,
-                    Err(e) => summary.skipped.0.push((o.key, e.to_string())),
+                    Err(e) => summary.skipped.push((o.key, e.to_string())),
                 }
             }
         })
@@ -503,29 +510,16 @@ fn audit_object(
         findings.push(Finding::Mismatch { key: o.key, reason });
         return;
     }
-    match (&o.archived.data, o.window) {
-        (Data::Usage { detail, .. }, Some(window)) => {
-            if !usage::in_period(window, scope.from, scope.to) {
-                return;
-            }
-            let counted = Counted {
-                key: &o.key,
-                job: &job.name,
-                zone: job.labels.zone.as_deref(),
-                window,
-                detail,
-            };
-            // An audit groups by nothing: only an overflow refuses an object.
-            if let Err(e) = sums.add(&Query::default(), &counted) {
-                findings.push(Finding::Unreadable {
-                    key: o.key,
-                    reason: e.to_string(),
-                });
-            }
-        }
-        _ => {
-            fires.insert(o.fire_time);
-        }
+    if let Data::Capacity(_) = o.archived.data {
+        fires.insert(o.fire_time);
+        return;
+    }
+    // An audit groups by nothing: only an overflow refuses an object.
+    if let Some(Err(e)) = count_usage(sums, &Query::default(), job, scope, &o) {
+        findings.push(Finding::Unreadable {
+            key: o.key,
+            reason: e.to_string(),
+        });
     }
 }
 

@@ -59,9 +59,17 @@ pub struct Query {
     pub time_zone: Tz,
 }
 
+/// How finely usage is broken down, coarsest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Breakdown {
+    Totals,
+    Users,
+    Buckets,
+}
+
 impl Query {
-    /// How fine a breakdown the query needs: 0 totals, 1 users and categories, 2 buckets.
-    fn needs(&self) -> u8 {
+    /// The breakdown the query needs.
+    fn needs(&self) -> Breakdown {
         let bucket = self.bucket.is_some() || self.by.contains(&Dim::Bucket);
         let user = self.user.is_some()
             || self.category.is_some()
@@ -69,10 +77,10 @@ impl Query {
                 .by
                 .iter()
                 .any(|d| matches!(d, Dim::User | Dim::Category));
-        if bucket {
-            2
-        } else {
-            u8::from(user)
+        match (bucket, user) {
+            (true, _) => Breakdown::Buckets,
+            (false, true) => Breakdown::Users,
+            (false, false) => Breakdown::Totals,
         }
     }
 
@@ -213,14 +221,15 @@ impl UsageSums {
             });
         }
         let (rows, have) = match object.detail {
-            Detail::Totals { .. } => (&[][..], 0),
-            Detail::Users(rows) => (&rows[..], 1),
-            Detail::Buckets(rows) => (&rows[..], 2),
+            Detail::Totals { .. } => (&[][..], Breakdown::Totals),
+            Detail::Users(rows) => (&rows[..], Breakdown::Users),
+            Detail::Buckets(rows) => (&rows[..], Breakdown::Buckets),
         };
-        match (query.needs(), have) {
-            (2, 0) | (1, 0) => return Err(Refused::TotalsOnly),
-            (2, 1) => return Err(Refused::NoBuckets),
-            _ => {}
+        if have < query.needs() {
+            return Err(match have {
+                Breakdown::Totals => Refused::TotalsOnly,
+                _ => Refused::NoBuckets,
+            });
         }
         // Summed apart first, so that an overflow leaves the sums as they were.
         let mut adding: BTreeMap<Vec<String>, Tally> = BTreeMap::new();
